@@ -7,7 +7,7 @@ maps are reduced right away, so memory grows with samples x neurons, never with 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import torch
 from captum._utils.common import _format_additional_forward_args
@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 
 from captum_netinv._utils import check_positive_int, model_device
 
-Reduction = Union[Literal["mean", "max"], Callable[[Tensor], Tensor]]
+Reduction = Literal["mean", "max"] | Callable[[Tensor], Tensor]
 #: A tensor of samples, or an iterable of batches (tensors or ``(inputs, labels, ...)`` tuples).
-InputSource = Union[Tensor, Iterable[Any]]
+InputSource = Tensor | Iterable[Any]
 
 
 def reduce_activations(activations: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -49,7 +49,9 @@ def reduce_activations(activations: Tensor, reduction: Reduction = "mean") -> Te
             )
         return reduced
     if reduction not in ("mean", "max"):
-        raise ValueError(f"`neuron_reduction` must be 'mean', 'max' or a callable, got {reduction!r}")
+        raise ValueError(
+            f"`neuron_reduction` must be 'mean', 'max' or a callable, got {reduction!r}"
+        )
     if activations.dim() == 1:
         return activations.unsqueeze(1)
     if activations.dim() == 2:

@@ -31,10 +31,10 @@ def check_layer_in_model(forward_func: Callable, layer: nn.Module, name: str = "
 def model_device(forward_func: Callable) -> torch.device:
     r"""The device of the first parameter or buffer of ``forward_func``; CPU when it has none."""
     if isinstance(forward_func, nn.Module):
-        for tensor in forward_func.parameters():
-            return tensor.device
-        for tensor in forward_func.buffers():
-            return tensor.device
+        for parameter in forward_func.parameters():
+            return parameter.device
+        for buffer in forward_func.buffers():
+            return buffer.device
     return torch.device("cpu")
 
 

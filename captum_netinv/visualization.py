@@ -8,6 +8,7 @@ existing figure) and ``use_pyplot`` (show with pyplot, or build a bare ``Figure`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from captum_netinv.recognition.explanations import Explanations
 
 FigureAxis = tuple[Figure, Axes]
 FigureAxes = tuple[Figure, np.ndarray]
@@ -91,7 +95,7 @@ def visualize_image_grid(
         if titles is not None:
             axis.set_title(titles[index], fontsize=8)
     if row_labels is not None:
-        for axis, label in zip(axes[:, 0], row_labels):
+        for axis, label in zip(axes[:, 0], row_labels, strict=True):
             axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title)
@@ -247,3 +251,152 @@ def visualize_training_curves(
     if use_pyplot:
         plt.show()
     return fig, axis
+
+
+def visualize_neuron_explanation(
+    explanations: Explanations,
+    neuron: int,
+    activations: Tensor | np.ndarray | None = None,
+    concepts: Tensor | np.ndarray | None = None,
+    bins: int = 40,
+    plt_fig_axis: FigureAxis | None = None,
+    use_pyplot: bool = True,
+    fig_size: tuple[float, float] = (5.0, 3.2),
+    title: str | None = None,
+) -> FigureAxis:
+    r"""
+    Activation distribution of an INVERT-labeled neuron on the samples where its formula holds
+    against the rest, with the formula's AUC.
+
+    Args:
+        explanations (Explanations): Result of ``InverseRecognition.attribute`` or
+                    ``explain_activations``.
+        neuron (int): The neuron to show.
+        activations (Tensor or ndarray, optional): ``(N, K)`` layer activations (column =
+                    neuron) or the neuron's ``(N,)`` activations. Default: those kept in
+                    ``explanations``.
+        concepts (Tensor or ndarray, optional): ``(N, C)`` labels. Default: those kept in
+                    ``explanations``.
+        bins, plt_fig_axis, use_pyplot, fig_size: As in
+                    :func:`visualize_activation_distribution`.
+        title (str, optional): Axis title. Default: ``"neuron <neuron>"``.
+
+    Returns:
+        *tuple* of **figure** and **axis**.
+
+    Examples::
+
+        >>> explanations = explain_activations(torch.randn(500, 3), torch.rand(500, 4) < 0.3)
+        >>> fig, axis = visualize_neuron_explanation(explanations, 0, use_pyplot=False)
+    """
+    explanation = explanations[neuron]
+    if explanation.formula is None:
+        raise ValueError(f"`neuron` {neuron} has no admissible formula to show")
+    return visualize_activation_distribution(
+        explanations.neuron_activations(neuron, activations),
+        explanations.mask(neuron, concepts),
+        auc=explanation.auc,
+        label=str(explanation.formula),
+        bins=bins,
+        plt_fig_axis=plt_fig_axis,
+        use_pyplot=use_pyplot,
+        fig_size=fig_size,
+        title=title if title is not None else f"neuron {neuron}",
+    )
+
+
+def visualize_top_activating(
+    activations: Explanations | Tensor | np.ndarray,
+    neuron: int,
+    inputs: Tensor,
+    concepts: Tensor | np.ndarray | None = None,
+    concept_names: Sequence[str] | None = None,
+    k: int = 16,
+    ncols: int | None = None,
+    max_labels: int = 2,
+    plt_fig_axis: FigureAxes | None = None,
+    use_pyplot: bool = True,
+    fig_size: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> FigureAxes:
+    r"""
+    Grid of the ``k`` inputs on which a neuron activates most, each titled with the concepts it
+    shows (at most ``max_labels`` names, then ``+n``) or, without labels, its activation.
+
+    Args:
+        activations (Explanations, Tensor or ndarray): An :class:`Explanations` (its kept
+                    activations, labels and concept names are used, and the formula titles the
+                    figure), or ``(N, K)`` activations (column = neuron) or ``(N,)`` ones.
+        neuron (int): The neuron.
+        inputs (Tensor): ``(N, C, H, W)`` images, the samples of the activations.
+        concepts (Tensor or ndarray, optional): ``(N, C)`` binary labels; with an
+                    ``Explanations``, default its labels.
+        concept_names (sequence of str, optional): Names of the label columns; with an
+                    ``Explanations``, default its names, else ``c0``, ``c1``, ...
+        k (int, optional): Number of inputs shown. Default: 16
+        ncols, plt_fig_axis, use_pyplot, fig_size: As in :func:`visualize_image_grid`.
+        max_labels (int, optional): Concept names per title. Default: 2
+        title (str, optional): Figure title. Default: the neuron and its formula.
+
+    Returns:
+        *tuple* of **figure** and **axes**.
+
+    Examples::
+
+        >>> images = torch.rand(100, 1, 28, 28)
+        >>> fig, axes = visualize_top_activating(torch.randn(100, 8), 3, images, k=9,
+        ...                                      use_pyplot=False)
+    """
+    from captum_netinv.recognition.explanations import Explanations
+
+    heading = f"neuron {neuron}: top {k} activations"
+    names: Sequence[str] | None
+    if isinstance(activations, Explanations):
+        explanation = activations[neuron]
+        values = activations.neuron_activations(neuron)
+        labels = concepts if concepts is not None else activations.concepts
+        names = concept_names if concept_names is not None else activations.concept_names
+        if explanation.formula is not None:
+            heading += f" ({explanation.formula}, AUC {explanation.auc:.3f})"
+    else:
+        values = torch.as_tensor(activations)
+        if values.dim() == 2:
+            if not 0 <= neuron < values.shape[1]:
+                raise ValueError(
+                    f"`neuron` {neuron} out of range for {values.shape[1]} activation columns"
+                )
+            values = values[:, neuron]
+        labels, names = concepts, concept_names
+    values = values.detach().float().cpu().reshape(-1)
+    if not isinstance(inputs, Tensor) or inputs.shape[0] != values.shape[0]:
+        raise ValueError(
+            f"`inputs` must be a tensor of the {values.shape[0]} samples of the activations, got "
+            f"{getattr(inputs, 'shape', type(inputs).__name__)}"
+        )
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be an int >= 1, got {k!r}")
+    top = torch.topk(values, min(k, values.shape[0])).indices
+    if labels is not None:
+        shown = torch.as_tensor(labels)[top.to(torch.as_tensor(labels).device)].bool().cpu()
+        names = list(names) if names is not None else [f"c{c}" for c in range(shown.shape[1])]
+        if len(names) != shown.shape[1]:
+            raise ValueError(
+                f"`concept_names` has {len(names)} names for {shown.shape[1]} concepts"
+            )
+        titles = []
+        for row in shown:
+            present = [names[c] for c in torch.nonzero(row).flatten().tolist()]
+            extra = len(present) - max_labels
+            text = ", ".join(present[:max_labels]) + (f" +{extra}" if extra > 0 else "")
+            titles.append(text or "(none)")
+    else:
+        titles = [f"{float(values[index]):.3g}" for index in top]
+    return visualize_image_grid(
+        inputs[top.to(inputs.device)],
+        ncols=ncols,
+        titles=titles,
+        plt_fig_axis=plt_fig_axis,
+        use_pyplot=use_pyplot,
+        fig_size=fig_size,
+        title=title if title is not None else heading,
+    )

@@ -1,4 +1,4 @@
-"""Shared fixtures: package-shipped MNIST digits and a small CNN trained on them once per session."""
+"""Shared fixtures: package-shipped MNIST digits and a small CNN trained on them once a session."""
 
 from __future__ import annotations
 

@@ -1,0 +1,408 @@
+"""Vectorized INVERT beam search: the best-separating formula of concepts for many neurons at once.
+
+Each neuron is ranked once. For a beam formula with mask ``m``, the rank sum, size and hash of
+``m & c`` for every concept ``c`` is one product of the label matrix with ``ranks * m``, ``m`` and
+``weights * m``; ``m & ~c``, ``m | c`` and ``m | ~c`` follow from those and the concepts' totals, so
+a whole level for all neurons and beam entries is a few matrix products on the activations' device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from captum_netinv._utils import check_positive_int
+from captum_netinv.recognition.ranking import ALTERNATIVES, Alternative, doubled_row_ranks
+
+Mode = Literal["positive", "negative"]
+MODES: tuple[str, ...] = ("positive", "negative")
+#: Kinds of extension of a beam formula by a literal, in the order candidates are enumerated.
+AND_CONCEPT, AND_NOT_CONCEPT, OR_CONCEPT, OR_NOT_CONCEPT = range(4)
+#: Memory the candidates of one chunk of neurons may take; chunks bound the peak for wide layers.
+CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    r"""Validated settings of the beam search (see :func:`check_search_arguments`)."""
+
+    formula_length: int
+    beam_size: int
+    min_fraction: float
+    max_fraction: float
+    mode: Mode
+    alternative: Alternative
+
+    @property
+    def sign(self) -> float:
+        r"""+1 when high AUCs are sought, -1 when low ones are."""
+        return 1.0 if self.mode == "positive" else -1.0
+
+
+@dataclass(frozen=True)
+class BeamSearchResult:
+    r"""
+    Final beams of :func:`beam_search`, best first, on the CPU (``K`` neurons, ``B`` slots).
+
+    - **steps**: ``(K, B, L)`` int64 formula steps: ``operator * 2C + literal`` with ``operator``
+      0 for AND and 1 for OR (ignored on the first step) and ``literal`` ``c`` for concept ``c`` or
+      ``C + c`` for its negation; -1 past the formula's length. Formulas nest to the left.
+    - **lengths**, **valid**: ``(K, B)`` formula lengths and which slots hold a formula.
+    - **auc**, **counts**, **rank_sums**: ``(K, B)`` float64 AUCs, mask sizes and rank sums.
+    - **tie_terms**: ``(K,)`` ``sum(t**3 - t)`` over groups of tied activations.
+    """
+
+    steps: Tensor
+    lengths: Tensor
+    valid: Tensor
+    auc: Tensor
+    counts: Tensor
+    rank_sums: Tensor
+    tie_terms: Tensor
+
+
+@dataclass
+class _Beam:
+    """The beam of a chunk of ``k`` neurons: ``(k, B, ...)`` tensors on the search device."""
+
+    masks: Tensor
+    counts: Tensor
+    rank_sums: Tensor
+    hashes: Tensor
+    lengths: Tensor
+    steps: Tensor
+    valid: Tensor
+    auc: Tensor
+
+
+@dataclass
+class _Candidates:
+    """Statistics of ``(k, M)`` candidate masks, in the order they are found."""
+
+    counts: Tensor
+    rank_sums: Tensor
+    hashes: Tensor
+    lengths: Tensor
+    enabled: Tensor
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The label matrix in the forms the search needs, with its per-concept totals."""
+
+    by_concept: Tensor
+    as_float: Tensor
+    weights: Tensor
+    counts: Tensor
+    hashes: Tensor
+
+
+def check_search_arguments(
+    formula_length: int,
+    beam_size: int,
+    min_fraction: float,
+    max_fraction: float,
+    mode: str,
+    alternative: str | None,
+) -> SearchSettings:
+    r"""
+    Validates the search arguments shared by :func:`explain_activations` and
+    :meth:`InverseRecognition.attribute`.
+
+    ``alternative=None`` resolves to the one-sided test in the mode's direction (``"greater"``
+    for ``"positive"``, ``"less"`` for ``"negative"``).
+    """
+    check_positive_int(formula_length, "formula_length")
+    check_positive_int(beam_size, "beam_size")
+    for name, value in (("min_fraction", min_fraction), ("max_fraction", max_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"`{name}` must be a number in [0, 1], got {value!r}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"`{name}` must be in [0, 1], got {value}")
+    if min_fraction > max_fraction:
+        raise ValueError(
+            f"`min_fraction` ({min_fraction}) must not exceed `max_fraction` ({max_fraction})"
+        )
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
+    if alternative is None:
+        alternative = "greater" if mode == "positive" else "less"
+    if alternative not in ALTERNATIVES:
+        raise ValueError(
+            f"`alternative` must be None or one of {ALTERNATIVES}, got {alternative!r}"
+        )
+    return SearchSettings(
+        formula_length,
+        beam_size,
+        float(min_fraction),
+        float(max_fraction),
+        "positive" if mode == "positive" else "negative",
+        cast(Alternative, alternative),
+    )
+
+
+def beam_search(
+    activations: Tensor,
+    labels: Tensor,
+    settings: SearchSettings,
+    progress: bool = False,
+    neurons_per_chunk: int | None = None,
+) -> BeamSearchResult:
+    r"""
+    Runs the INVERT beam search for every column of ``activations``, on their device.
+
+    Level 1 scores all ``2C`` literals and keeps the best ``beam_size`` admissible ones; each
+    further level extends every beam formula with every literal by AND and by OR, and the new
+    beam is the best ``beam_size`` admissible formulas among the old beam and the new candidates.
+    Admissible: support fraction in ``[min_fraction, max_fraction]`` and strictly between 0 and
+    1. Candidates with identical masks are one candidate: the shorter, then the first found,
+    stays. Masks are compared by size, rank sum and a 32-bit random hash of the samples they
+    contain, all exact integers in ``float64``, so two different masks are merged only if all
+    three collide. Equal scores are ordered shorter first, then first found.
+
+    Args:
+        activations (Tensor): ``(N, K)`` finite activations.
+        labels (Tensor): ``(N, C)`` boolean concept labels on the same device.
+        settings (SearchSettings): From :func:`check_search_arguments`.
+        progress (bool, optional): Show a progress bar over chunks of neurons.
+        neurons_per_chunk (int, optional): Neurons searched together. Default: as many as fit
+                    in about 256 MiB of candidates.
+
+    Returns:
+        :class:`BeamSearchResult`.
+    """
+    count, concepts = labels.shape
+    if count * (count + 1) >= 2**53:
+        raise ValueError(f"at most 9e7 samples are supported, got {count}")
+    label_forms = _prepare_labels(labels)
+    width = activations.shape[1]
+    chunk = neurons_per_chunk or _neurons_per_chunk(count, concepts, settings.beam_size)
+    starts = range(0, width, chunk)
+    parts = [
+        _search_chunk(activations[:, start : start + chunk], label_forms, settings)
+        for start in tqdm(starts, desc="INVERT beam search", disable=not progress)
+    ]
+    return BeamSearchResult(*(torch.cat(tensors, dim=0) for tensors in zip(*parts, strict=True)))
+
+
+def _prepare_labels(labels: Tensor) -> _Labels:
+    count = labels.shape[0]
+    as_float = labels.to(torch.float64)
+    weights = _hash_weights(count, labels.device)
+    return _Labels(
+        by_concept=labels.t().contiguous(),
+        as_float=as_float,
+        weights=weights,
+        counts=as_float.sum(dim=0),
+        hashes=weights @ as_float,
+    )
+
+
+def _hash_weights(count: int, device: torch.device) -> Tensor:
+    """Random whole numbers per sample whose sums over any mask stay exact in float64."""
+    bits = min(32, 52 - count.bit_length())
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randint(1, 2**bits, (count,), generator=generator, dtype=torch.int64)
+    return weights.to(device=device, dtype=torch.float64)
+
+
+def _neurons_per_chunk(count: int, concepts: int, beam_size: int) -> int:
+    candidates = beam_size * (4 * concepts + 1)
+    # three float64 product columns and two masks per beam entry, ~16 float64 arrays per candidate
+    per_neuron = beam_size * count * (3 * 8 + 2) + candidates * 8 * 16
+    return max(1, CHUNK_BYTES // per_neuron)
+
+
+def _search_chunk(
+    activations: Tensor, labels: _Labels, settings: SearchSettings
+) -> tuple[Tensor, ...]:
+    # neurons x samples, so that each neuron's values are contiguous
+    doubled_ranks, tie_terms = doubled_row_ranks(activations.t().contiguous())
+    concept_ranks = doubled_ranks @ labels.as_float
+    beam = _first_level(doubled_ranks, concept_ranks, labels, settings)
+    for _ in range(2, settings.formula_length + 1):
+        beam = _next_level(beam, doubled_ranks, concept_ranks, labels, settings)
+    return (
+        beam.steps.cpu(),
+        beam.lengths.cpu(),
+        beam.valid.cpu(),
+        beam.auc.cpu(),
+        beam.counts.cpu(),
+        beam.rank_sums.cpu(),
+        tie_terms.cpu(),
+    )
+
+
+def _first_level(
+    doubled_ranks: Tensor, concept_ranks: Tensor, labels: _Labels, settings: SearchSettings
+) -> _Beam:
+    neurons, count = doubled_ranks.shape
+    concepts = labels.counts.shape[0]
+    total_rank = float(count * (count + 1))
+    total_hash = labels.weights.sum()
+    literal_counts = torch.cat([labels.counts, count - labels.counts]).expand(neurons, -1)
+    literal_hashes = torch.cat([labels.hashes, total_hash - labels.hashes]).expand(neurons, -1)
+    candidates = _Candidates(
+        counts=literal_counts,
+        rank_sums=torch.cat([concept_ranks, total_rank - concept_ranks], dim=1),
+        hashes=literal_hashes,
+        lengths=torch.ones_like(literal_counts, dtype=torch.int64),
+        enabled=torch.ones_like(literal_counts, dtype=torch.bool),
+    )
+    chosen, valid, auc = _select(candidates, count, settings)
+    literal = chosen
+    masks = labels.by_concept[literal % concepts] ^ (literal >= concepts).unsqueeze(-1)
+    steps = torch.full(
+        (*chosen.shape, settings.formula_length), -1, dtype=torch.int64, device=chosen.device
+    )
+    steps[..., 0] = literal
+    return _Beam(
+        masks=masks,
+        counts=candidates.counts.gather(1, chosen),
+        rank_sums=candidates.rank_sums.gather(1, chosen),
+        hashes=candidates.hashes.gather(1, chosen),
+        lengths=torch.ones_like(chosen),
+        steps=steps,
+        valid=valid,
+        auc=auc,
+    )
+
+
+def _next_level(
+    beam: _Beam,
+    doubled_ranks: Tensor,
+    concept_ranks: Tensor,
+    labels: _Labels,
+    settings: SearchSettings,
+) -> _Beam:
+    neurons, count = doubled_ranks.shape
+    concepts = labels.counts.shape[0]
+    width = beam.masks.shape[1]
+    masks = beam.masks.to(torch.float64).reshape(neurons * width, count)
+
+    def with_concepts(values: Tensor) -> Tensor:
+        # sums of values over (beam mask AND concept), for every neuron, beam entry and concept
+        return (values @ labels.as_float).reshape(neurons, width, concepts)
+
+    both_counts = with_concepts(masks)
+    both_hashes = with_concepts(masks * labels.weights)
+    both_ranks = with_concepts(
+        (masks.reshape(neurons, width, count) * doubled_ranks.unsqueeze(1)).reshape_as(masks)
+    )
+    candidate_counts = _extensions(beam.counts, labels.counts, both_counts, float(count)).reshape(
+        neurons, -1
+    )
+    candidate_ranks = _extensions(
+        beam.rank_sums, concept_ranks.unsqueeze(1), both_ranks, float(count * (count + 1))
+    ).reshape(neurons, -1)
+    candidate_hashes = _extensions(
+        beam.hashes, labels.hashes, both_hashes, labels.weights.sum()
+    ).reshape(neurons, -1)
+    extended = 4 * concepts
+    candidates = _Candidates(
+        counts=torch.cat([beam.counts, candidate_counts], dim=1),
+        rank_sums=torch.cat([beam.rank_sums, candidate_ranks], dim=1),
+        hashes=torch.cat([beam.hashes, candidate_hashes], dim=1),
+        lengths=torch.cat(
+            [beam.lengths, (beam.lengths + 1).repeat_interleave(extended, dim=1)], dim=1
+        ),
+        enabled=torch.cat([beam.valid, beam.valid.repeat_interleave(extended, dim=1)], dim=1),
+    )
+    chosen, valid, auc = _select(candidates, count, settings)
+
+    from_beam = chosen < width
+    offset = (chosen - width).clamp_min(0)
+    parent = torch.where(from_beam, chosen, offset // extended)
+    kind = (offset // concepts) % 4
+    concept = offset % concepts
+    negated = (kind == AND_NOT_CONCEPT) | (kind == OR_NOT_CONCEPT)
+    joined_by_or = kind >= OR_CONCEPT
+
+    parent_masks = beam.masks.gather(1, parent.unsqueeze(-1).expand(-1, -1, count))
+    literal_masks = labels.by_concept[concept] ^ negated.unsqueeze(-1)
+    new_masks = torch.where(
+        joined_by_or.unsqueeze(-1), parent_masks | literal_masks, parent_masks & literal_masks
+    )
+    parent_lengths = beam.lengths.gather(1, parent)
+    steps = beam.steps.gather(1, parent.unsqueeze(-1).expand(-1, -1, beam.steps.shape[2]))
+    position = parent_lengths.clamp_max(settings.formula_length - 1).unsqueeze(-1)
+    literal_code = concept + concepts * negated.long()
+    new_step = joined_by_or.long() * 2 * concepts + literal_code
+    kept_step = steps.gather(2, position).squeeze(-1)
+    steps = steps.scatter(2, position, torch.where(from_beam, kept_step, new_step).unsqueeze(-1))
+    return _Beam(
+        masks=torch.where(from_beam.unsqueeze(-1), parent_masks, new_masks),
+        counts=candidates.counts.gather(1, chosen),
+        rank_sums=candidates.rank_sums.gather(1, chosen),
+        hashes=candidates.hashes.gather(1, chosen),
+        lengths=torch.where(from_beam, parent_lengths, parent_lengths + 1),
+        steps=steps,
+        valid=valid,
+        auc=auc,
+    )
+
+
+def _extensions(
+    beam_value: Tensor, concept_value: Tensor, both_value: Tensor, total: float | Tensor
+) -> Tensor:
+    r"""
+    An additive statistic (size, rank sum, hash) of ``m & c``, ``m & ~c``, ``m | c``, ``m | ~c``
+    from its value on ``m`` (``(k, B)``), on ``c`` and on ``m & c`` (``(k, B, C)``):
+    ``(k, B, 4, C)`` in the order of :data:`AND_CONCEPT` ... :data:`OR_NOT_CONCEPT`.
+    """
+    beam_value = beam_value.unsqueeze(-1)
+    concept_value = concept_value.expand_as(both_value)
+    return torch.stack(
+        [
+            both_value,
+            beam_value - both_value,
+            beam_value + concept_value - both_value,
+            # m | ~c is everything except (c & ~m)
+            total - (concept_value - both_value),
+        ],
+        dim=2,
+    )
+
+
+def _select(
+    candidates: _Candidates, count: int, settings: SearchSettings
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Indices of the best ``beam_size`` admissible distinct candidates per neuron, their
+    validity and AUCs; best first, equal scores ordered by length and then by discovery."""
+    sizes = candidates.counts
+    auc = (candidates.rank_sums - sizes * (sizes + 1.0)) / (2.0 * sizes * (count - sizes))
+    fraction = sizes / count
+    admissible = (
+        candidates.enabled
+        & (sizes > 0)
+        & (sizes < count)
+        & (fraction >= settings.min_fraction)
+        & (fraction <= settings.max_fraction)
+    )
+    score = torch.where(admissible, settings.sign * auc, -torch.inf)
+
+    by_length = torch.sort(candidates.lengths, dim=1, stable=True).indices
+    # identical masks share a hash: sorting by it makes them adjacent, the shortest and then the
+    # first found of each group first
+    order = by_length.gather(
+        1, torch.sort(candidates.hashes.gather(1, by_length), dim=1, stable=True).indices
+    )
+    repeats = torch.ones_like(order, dtype=torch.bool)
+    for key in (candidates.hashes, candidates.rank_sums, candidates.counts):
+        ordered = key.gather(1, order)
+        repeats[:, 1:] &= ordered[:, 1:] == ordered[:, :-1]
+    repeats[:, 0] = False
+    duplicate = torch.zeros_like(repeats).scatter_(1, order, repeats)
+    score = score.masked_fill(duplicate, -torch.inf)
+
+    ranked_scores, ranking = torch.sort(
+        score.gather(1, by_length), dim=1, descending=True, stable=True
+    )
+    beam_size = min(settings.beam_size, score.shape[1])
+    chosen = by_length.gather(1, ranking[:, :beam_size])
+    valid = ranked_scores[:, :beam_size] > -torch.inf
+    return chosen, valid, auc.gather(1, chosen)

@@ -1,0 +1,86 @@
+"""Plots of INVERT results: a neuron's activation distributions and its top-activating inputs."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from captum_netinv.recognition import Explanations, explain_activations  # noqa: E402
+from captum_netinv.visualization import (  # noqa: E402
+    visualize_neuron_explanation,
+    visualize_top_activating,
+)
+
+NAMES = ["round", "thick", "slant"]
+
+
+@pytest.fixture(scope="module")
+def explained() -> tuple[Explanations, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.rand(300, 3, generator=generator) < 0.25
+    activations = torch.randn(300, 2, generator=generator)
+    activations[:, 1] += 3.0 * labels[:, 1]
+    images = torch.rand(300, 1, 8, 8, generator=generator)
+    return explain_activations(activations, labels, concept_names=NAMES), images
+
+
+def test_neuron_explanation_shows_both_distributions_with_the_auc(explained) -> None:
+    explanations, _ = explained
+    item = explanations[1]
+    fig, axis = visualize_neuron_explanation(explanations, 1, bins=20, use_pyplot=False)
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert legend == ["rest", f"{item.formula} (AUC {item.auc:.3f})"]
+    assert axis.get_title() == "neuron 1"
+    # two histograms of 20 bins over the same edges
+    assert len(axis.patches) == 40
+    heights = [patch.get_height() for patch in axis.patches]
+    values = explanations.activations[:, 1].numpy()
+    mask = item.formula.evaluate(explanations.concepts).numpy()
+    edges = np.histogram_bin_edges(values, bins=20)
+    rest, formula = (
+        np.histogram(values[~mask], edges, density=True)[0],
+        np.histogram(values[mask], edges, density=True)[0],
+    )
+    np.testing.assert_allclose(heights, np.concatenate([rest, formula]), rtol=1e-5)
+    # the same picture from explicit values, e.g. for explanations read from JSON
+    back = Explanations.from_json(explanations.to_json())
+    with pytest.raises(ValueError, match="pass `activations`"):
+        visualize_neuron_explanation(back, 1, use_pyplot=False)
+    _, other = visualize_neuron_explanation(
+        back, 1, explanations.activations, explanations.concepts, bins=20, use_pyplot=False
+    )
+    assert [p.get_height() for p in other.patches] == heights
+
+
+def test_top_activating_grid_titles_show_concept_labels(explained) -> None:
+    explanations, images = explained
+    fig, axes = visualize_top_activating(explanations, 1, images, k=6, ncols=3, use_pyplot=False)
+    assert axes.shape == (2, 3)
+    assert explanations.activations is not None and explanations.concepts is not None
+    top = torch.topk(explanations.activations[:, 1], 6).indices
+    expected = []
+    for index in top.tolist():
+        present = [NAMES[c] for c in range(3) if explanations.concepts[index, c]]
+        extra = len(present) - 2
+        expected.append(", ".join(present[:2]) + (f" +{extra}" if extra > 0 else "") or "(none)")
+    assert [axis.get_title() for axis in axes.flat] == expected
+    assert all("thick" in title for title in expected[:3])
+    assert fig._suptitle is not None and "thick" in fig._suptitle.get_text()
+    shown = axes.flat[0].get_images()[0].get_array()
+    assert torch.allclose(torch.as_tensor(shown.data), images[top[0], 0])
+
+
+def test_top_activating_from_a_plain_activation_matrix() -> None:
+    activations = torch.arange(20.0).reshape(10, 2)
+    images = torch.rand(10, 1, 5, 5)
+    _, axes = visualize_top_activating(activations, 0, images, k=3, use_pyplot=False)
+    assert [axis.get_title() for axis in axes.flat[:3]] == ["18", "16", "14"]
+    with pytest.raises(ValueError, match="`neuron`"):
+        visualize_top_activating(activations, 2, images, use_pyplot=False)
+    with pytest.raises(ValueError, match="`inputs`"):
+        visualize_top_activating(activations, 0, images[:5], use_pyplot=False)
