@@ -1,0 +1,278 @@
+"""Loss terms and image priors of network inversion, one small function each, and their sum.
+
+Class terms (KL to the soft vector, cross-entropy), diversity terms on the classifier's
+features (pairwise cosine similarity, orthogonality) and image priors (total variation, pixel
+range, BatchNorm running-statistics matching as in DeepInversion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from captum_netinv.inversion.conditioning import ConditioningBatch
+
+#: Every loss term's name and its default weight (chosen from benchmarks/bench_inversion.py).
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
+    "cross_entropy": 1.0,
+    "kl_divergence": 1.0,
+    "cosine_similarity": 0.1,
+    "feature_orthogonality": 0.1,
+    "total_variation": 0.05,
+    "pixel_range": 1.0,
+    "pixel_norm": 4.0,
+    "batchnorm_statistics": 0.1,
+}
+#: The image priors; counterfeits are searched with these switched off.
+IMAGE_PRIORS: tuple[str, ...] = (
+    "total_variation",
+    "pixel_range",
+    "pixel_norm",
+    "batchnorm_statistics",
+)
+
+
+def resolve_loss_weights(loss_weights: Mapping[str, float] | None) -> dict[str, float]:
+    r"""
+    The default weights updated with ``loss_weights``; unknown names or negative or
+    non-finite weights raise a ``ValueError``.
+    """
+    weights = dict(DEFAULT_LOSS_WEIGHTS)
+    for name, value in (loss_weights or {}).items():
+        if name not in weights:
+            raise ValueError(
+                f"`loss_weights` has an unknown term {name!r}; terms are {sorted(weights)}"
+            )
+        if not isinstance(value, (int, float)) or not 0.0 <= float(value) < float("inf"):
+            raise ValueError(f"`loss_weights[{name!r}]` must be a finite float >= 0, got {value!r}")
+        weights[name] = float(value)
+    return weights
+
+
+def kl_divergence(logits: Tensor, vectors: Tensor) -> Tensor:
+    r"""
+    ``KL(vectors || softmax(logits))`` averaged over the batch: the classifier's output
+    distribution should match the conditioning vector.
+
+    Args:
+        logits (Tensor): ``(B, K)`` classifier outputs.
+        vectors (Tensor): ``(B, K)`` conditioning vectors (rows summing to 1).
+
+    Returns:
+        *Tensor*, a scalar.
+    """
+    return F.kl_div(logits.log_softmax(dim=1), vectors, reduction="batchmean")
+
+
+def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Cross-entropy of the classifier's ``(B, K)`` ``logits`` to the ``(B,)`` ``targets``."""
+    return F.cross_entropy(logits, targets)
+
+
+def _cosine_matrix(features: Tensor) -> Tensor:
+    unit = F.normalize(features.flatten(1), dim=1, eps=1e-8)
+    return unit @ unit.T
+
+
+def cosine_similarity(features: Tensor) -> Tensor:
+    r"""
+    Mean cosine similarity over all pairs ``i != j`` of the batch's ``features``; minimising it
+    spreads the generated samples apart in the classifier's feature space.
+
+    Args:
+        features (Tensor): ``(B, ...)`` features, flattened per sample; ``B >= 2``.
+
+    Returns:
+        *Tensor*, a scalar in [-1, 1].
+    """
+    count = features.shape[0]
+    if count < 2:
+        raise ValueError(f"pairwise similarity needs a batch of at least 2, got {count}")
+    similarity = _cosine_matrix(features)
+    return (similarity.sum() - similarity.diagonal().sum()) / (count * (count - 1))
+
+
+def feature_orthogonality(features: Tensor) -> Tensor:
+    r"""
+    ``||F F^T - I||^2 / B^2`` with ``F`` the row-normalised ``(B, D)`` features: zero when the
+    samples' features are mutually orthogonal.
+
+    Args:
+        features (Tensor): ``(B, ...)`` features, flattened per sample.
+
+    Returns:
+        *Tensor*, a scalar >= 0.
+    """
+    similarity = _cosine_matrix(features)
+    identity = torch.eye(len(similarity), device=similarity.device, dtype=similarity.dtype)
+    return (similarity - identity).pow(2).sum() / len(similarity) ** 2
+
+
+def total_variation(images: Tensor) -> Tensor:
+    r"""
+    Anisotropic total variation: mean absolute difference of vertically plus horizontally
+    adjacent pixels of ``(B, C, H, W)`` ``images``.
+    """
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    return vertical + horizontal
+
+
+def pixel_range(images: Tensor, low: float, high: float) -> Tensor:
+    r"""Mean squared amount by which ``images`` leave ``[low, high]``; zero inside it."""
+    return (F.relu(images - high) + F.relu(low - images)).pow(2).mean()
+
+
+def pixel_norm(inputs: Tensor) -> Tensor:
+    r"""
+    DeepInversion's l2 prior: the mean squared value of the model-space ``inputs``; it pulls
+    pixels towards zero (the normalisation mean, or black for [0, 1] inputs) so that only what
+    the class needs is drawn.
+    """
+    return inputs.pow(2).mean()
+
+
+def batchnorm_statistics(inputs: Tensor, norm: nn.modules.batchnorm._BatchNorm) -> Tensor:
+    r"""
+    DeepInversion's feature-statistics prior for one BatchNorm layer: ``||mu - mu_run||_2 +
+    ||var - var_run||_2`` between the per-channel mean / variance of the layer's ``inputs``
+    and the running statistics stored in ``norm``.
+
+    Args:
+        inputs (Tensor): ``(B, C, ...)`` input of ``norm`` for the generated batch.
+        norm (nn.Module): A BatchNorm layer tracking running statistics.
+
+    Returns:
+        *Tensor*, a scalar.
+    """
+    if norm.running_mean is None or norm.running_var is None:
+        raise ValueError(
+            f"{norm.__class__.__name__} does not track running statistics "
+            "(track_running_stats=False); set the 'batchnorm_statistics' weight to 0"
+        )
+    dims = [0, *range(2, inputs.dim())]
+    mean = inputs.mean(dim=dims)
+    variance = inputs.var(dim=dims, unbiased=False)
+    return torch.linalg.vector_norm(mean - norm.running_mean) + torch.linalg.vector_norm(
+        variance - norm.running_var
+    )
+
+
+def batchnorm_layers(model: object) -> list[nn.modules.batchnorm._BatchNorm]:
+    r"""The BatchNorm layers of ``model`` that hold running statistics (none if not a module)."""
+    if not isinstance(model, nn.Module):
+        return []
+    return [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None
+    ]
+
+
+@contextmanager
+def record_batchnorm_inputs(
+    norms: list[nn.modules.batchnorm._BatchNorm],
+) -> Iterator[list[tuple[nn.modules.batchnorm._BatchNorm, Tensor]]]:
+    r"""
+    Records the input of each of ``norms`` during the forward passes run inside the block; the
+    hooks are removed on exit, whatever happens.
+
+    Yields:
+        The list that receives ``(layer, input)`` pairs.
+    """
+    records: list[tuple[nn.modules.batchnorm._BatchNorm, Tensor]] = []
+    handles = [
+        norm.register_forward_pre_hook(lambda module, args: records.append((module, args[0])))
+        for norm in norms
+    ]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def inversion_loss_terms(
+    logits: Tensor,
+    features: Tensor,
+    images: Tensor,
+    conditioning: ConditioningBatch,
+    weights: Mapping[str, float],
+    input_range: tuple[float, float],
+    batchnorm_inputs: list[tuple[nn.modules.batchnorm._BatchNorm, Tensor]] | None = None,
+    model_inputs: Tensor | None = None,
+) -> dict[str, Tensor]:
+    r"""
+    The loss terms with a positive weight, unweighted: class terms on ``logits``, diversity
+    terms on ``features``, priors on ``images`` and on the recorded BatchNorm inputs. The KL
+    term needs soft vectors and the BatchNorm term needs recorded inputs; they are left out
+    where these are missing.
+
+    Args:
+        logits (Tensor): ``(B, K)`` classifier outputs for the generated batch.
+        features (Tensor): ``(B, ...)`` the classifier's features at the diversity layer.
+        images (Tensor): ``(B, C, H, W)`` generated inputs in the generator's range.
+        conditioning (ConditioningBatch): The batch's conditioning.
+        weights (Mapping[str, float]): Weight of each term (see :data:`DEFAULT_LOSS_WEIGHTS`).
+        input_range (tuple[float, float]): Valid range of ``images``.
+        batchnorm_inputs (list, optional): ``(layer, input)`` pairs from
+                    :func:`record_batchnorm_inputs`.
+        model_inputs (Tensor, optional): ``images`` in the model's (normalised) input space,
+                    for the l2 prior. Default: ``images``.
+
+    Returns:
+        *dict* mapping term name to a scalar tensor.
+    """
+    available = {
+        "cross_entropy": lambda: cross_entropy(logits, conditioning.targets),
+        "cosine_similarity": lambda: cosine_similarity(features),
+        "feature_orthogonality": lambda: feature_orthogonality(features),
+        "total_variation": lambda: total_variation(images),
+        "pixel_range": lambda: pixel_range(images, *input_range),
+        "pixel_norm": lambda: pixel_norm(images if model_inputs is None else model_inputs),
+    }
+    if conditioning.vectors is not None:
+        vectors = conditioning.vectors
+        available["kl_divergence"] = lambda: kl_divergence(logits, vectors)
+    if batchnorm_inputs:
+        records = batchnorm_inputs
+        available["batchnorm_statistics"] = lambda: torch.stack(
+            [batchnorm_statistics(inputs, norm) for norm, inputs in records]
+        ).sum()
+    return {name: term() for name, term in available.items() if weights.get(name, 0.0) > 0.0}
+
+
+def weighted_sum(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    r"""``sum(weights[name] * term)`` over ``terms``."""
+    return torch.stack([weights[name] * term for name, term in terms.items()]).sum()
+
+
+def within_class_diversity(features: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    r"""
+    Per class, the mean pairwise cosine distance (``1 - cosine similarity`` over pairs
+    ``i != j``) between the features of that class's samples; NaN where a class has fewer than
+    two samples.
+
+    Args:
+        features (Tensor): ``(N, ...)`` features, flattened per sample.
+        labels (Tensor): ``(N,)`` class of each sample.
+        num_classes (int): Number of classes.
+
+    Returns:
+        *Tensor* of shape ``(num_classes,)``.
+
+    Examples::
+
+        >>> within_class_diversity(torch.eye(4), torch.tensor([0, 0, 1, 1]), 2)
+        tensor([1., 1.])
+    """
+    diversity = torch.full((num_classes,), float("nan"))
+    for label in range(num_classes):
+        members = features[labels.to(features.device) == label]
+        if len(members) >= 2:
+            diversity[label] = 1.0 - float(cosine_similarity(members))
+    return diversity

@@ -1,0 +1,91 @@
+"""Tests of the default generator: shapes from 8x8 to 224x224, range, conditioning, dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from captum_netinv.inversion.conditioning import CONDITIONING_MODES, draw_conditioning
+from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
+
+
+def _batch(mode: str, count: int = 4, num_classes: int = 10):
+    return draw_conditioning(mode, torch.arange(count) % num_classes, num_classes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 8, 8), (1, 12, 12), (1, 28, 28), (3, 32, 32), (3, 30, 45), (1, 64, 64)]
+)
+@pytest.mark.parametrize("mode", CONDITIONING_MODES)
+def test_output_has_the_input_shape_and_range(shape: tuple[int, int, int], mode: str) -> None:
+    torch.manual_seed(0)
+    generator = ConditionedGenerator(shape, 10, latent_dim=16, conditioning=mode)  # type: ignore[arg-type]
+    images = generator(torch.randn(4, 16) * 5, _batch(mode))
+    assert images.shape == (4, *shape)
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+
+
+def test_output_is_mapped_into_input_range() -> None:
+    generator = ConditionedGenerator((3, 16, 16), 10, input_range=(-2.0, 3.0))
+    images = generator(torch.randn(8, 64) * 20, _batch("vector+matrix", 8))
+    assert float(images.min()) >= -2.0 and float(images.max()) <= 3.0
+    assert float(images.min()) < 0.0  # the range is used, not [0, 1]
+
+
+def test_224_runs() -> None:
+    generator = ConditionedGenerator((3, 224, 224), 1000, latent_dim=32)
+    with torch.no_grad():
+        images = generator(torch.randn(2, 32), _batch("vector+matrix", 2, 1000))
+    assert images.shape == (2, 3, 224, 224)
+
+
+def test_matrix_channel_joins_the_first_feature_map_as_wide_as_num_classes() -> None:
+    generator = ConditionedGenerator((1, 28, 28), 10, conditioning="matrix")
+    # maps are 7, 14, 28: 14 is the first >= 10, so the second up-sampling gets the channel
+    assert generator.matrix_stage == 1
+    second = generator.stages[1][0]
+    assert isinstance(second, nn.ConvTranspose2d)
+    assert second.in_channels == generator.widths[1] + 1
+
+
+def test_the_conditioning_changes_the_output() -> None:
+    torch.manual_seed(0)
+    for mode in CONDITIONING_MODES:
+        generator = ConditionedGenerator((1, 28, 28), 10, conditioning=mode, dropout=0.0).eval()  # type: ignore[arg-type]
+        z = torch.randn(1, 64).repeat(2, 1)
+        batch = draw_conditioning(mode, torch.tensor([0, 5]), 10)  # type: ignore[arg-type]
+        images = generator(z, batch)
+        assert not torch.allclose(images[0], images[1]), mode
+
+
+def test_sampling_mode_keeps_dropout_active_only_when_asked() -> None:
+    torch.manual_seed(0)
+    generator = ConditionedGenerator((1, 16, 16), 10, dropout=0.5)
+    generator.train()
+    z = torch.randn(1, 64).repeat(2, 1)
+    batch = draw_conditioning("vector+matrix", torch.tensor([3, 3]), 10)
+    batch.vectors = batch.vectors[:1].repeat(2, 1)  # type: ignore[index]
+    with torch.no_grad():
+        with sampling_mode(generator, dropout_active=True):
+            noisy = generator(z, batch)
+            assert not generator.project_norm.training
+        with sampling_mode(generator, dropout_active=False):
+            plain = generator(z, batch)
+    assert not torch.allclose(noisy[0], noisy[1])
+    assert torch.allclose(plain[0], plain[1])
+    assert all(module.training for module in generator.modules())
+
+
+@pytest.mark.parametrize(
+    "shape, match",
+    [((1, 4, 4), "at least 8x8"), ((28, 28), "channels, height, width"), ((1, 0, 9), "> 0")],
+)
+def test_bad_shapes_are_refused(shape: tuple[int, ...], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ConditionedGenerator(shape, 10)
+
+
+def test_bad_dropout_is_refused() -> None:
+    with pytest.raises(ValueError, match="`dropout`"):
+        ConditionedGenerator((1, 28, 28), 10, dropout=1.0)

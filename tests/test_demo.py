@@ -1,0 +1,87 @@
+"""The main job end to end (quick budget), and its report page opened in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from captum_netinv.demo import run_demo
+from captum_netinv.recognition import Explanations
+
+LAYER_WIDTHS = {"conv2": 16, "fc2": 84}
+
+
+@pytest.fixture(scope="module")
+def report_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_demo(tmp_path_factory.mktemp("report"), quick=True, progress=False)
+
+
+def test_demo_writes_tables_images_and_history(report_index: Path) -> None:
+    folder = report_index.parent
+    for layer, width in LAYER_WIDTHS.items():
+        explanations = Explanations.from_json((folder / f"labels_{layer}.json").read_text())
+        assert len(explanations) == width
+        assert all(0.5 <= e.auc <= 1.0 for e in explanations if e.formula is not None)
+    history = json.loads((folder / "inversion_history.json").read_text())
+    assert history and all(len(values) > 0 for values in history.values())
+    for name in ("inversion_grid", "inversion_training_curves", "conv2_top_activating_0"):
+        assert (folder / "images" / f"{name}.png").stat().st_size > 1000
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.mark.browser
+def test_report_page_in_headless_chromium(report_index: Path, tmp_path: Path) -> None:
+    found = _chromium()
+    if found is None:
+        pytest.skip("headless Chromium is absent: apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_path = found
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,2000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(report_index.resolve().as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])"
+        )
+        assert len(images) > sum(LAYER_WIDTHS.values()) // 2
+        broken = [src for src, complete, width in images if not (complete and width > 0)]
+        assert broken == []
+        for layer, width in LAYER_WIDTHS.items():
+            rows = driver.find_elements("css selector", f"#labels-{layer} tbody tr")
+            assert len(rows) == width
+        # clicking the AUC header sorts the conv2 table by AUC, descending on the second click
+        header = driver.find_element("css selector", "#labels-conv2 th:nth-child(3)")
+        header.click()
+        header.click()
+        aucs = [
+            float(cell.get_attribute("data-value"))
+            for cell in driver.find_elements("css selector", "#labels-conv2 tbody td:nth-child(3)")
+        ]
+        assert aucs == sorted(aucs, reverse=True)
+        assert driver.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        driver.quit()
