@@ -1083,10 +1083,11 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
         Inputs the model accepts as ``target`` with probability >= ``confidence`` that
         ``verifier`` assigns to another class: the adversarial use of inversion.
 
-        A companion inversion with the image priors switched off (the diversity and class
-        terms kept) is fitted once for ``steps`` steps and cached; its samples of ``target``
-        are drawn, in batches, until ``n_samples`` pass both tests or ``max_draws`` samples
-        were tried (a warning then says how many were found).
+        A companion inversion with the image priors switched off, and the KL term too (it
+        holds the model's confidence at the soft vector's, below a high threshold), keeping
+        cross-entropy and the diversity terms, is fitted once for ``steps`` steps and cached;
+        its samples of ``target`` are drawn, in batches, until ``n_samples`` pass both tests
+        or ``max_draws`` samples were tried (a warning then says how many were found).
 
         Args:
             target (int): The class to counterfeit.
@@ -1124,7 +1125,10 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                 conditioning=self.conditioning,
                 latent_dim=self.latent_dim,
                 dropout=self.dropout,
-                loss_weights={**self.loss_weights, **dict.fromkeys(IMAGE_PRIORS, 0.0)},
+                loss_weights={
+                    **self.loss_weights,
+                    **dict.fromkeys((*IMAGE_PRIORS, "kl_divergence"), 0.0),
+                },
                 input_range=self.input_range,
                 input_normalization=self.input_normalization,
                 attribute_to_layer_input=self.attribute_to_layer_input,
