@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="captum_netinv_tutorials_") as scratch:
         scratch_dir = Path(scratch)
         write_kernelspec(scratch_dir / "jupyter")
+        # without ipywidgets, tqdm.auto warns once per kernel (with a local path) before it
+        # falls back to text bars: keep that out of the outputs
+        os.environ["PYTHONWARNINGS"] = "ignore::tqdm.TqdmWarning"
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [str(scratch_dir / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
