@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from captum.robust import PGD
 from torch import Tensor, nn
 
-from captum_netinv.inversion import NetworkInversion
+from captum_netinv.inversion import ConditionedGenerator, NetworkInversion
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, within_class_diversity
 from captum_netinv.inversion.network_inversion import DEFAULT_STEPS
 from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier
@@ -88,6 +88,10 @@ def diversity_ratio(mlp: nn.Module, samples: Tensor, targets: Tensor, data: dict
         "ratio_min": float(ratio.min()),
         "ratio_mean": float(ratio.mean()),
     }
+
+
+#: Temperature of the classifier's soft labels for the student (Hinton et al.'s distillation).
+STUDENT_TEMPERATURE = 4.0
 
 
 def train_student(samples: Tensor, soft_labels: Tensor, data: dict, epochs: int = 8) -> float:
@@ -194,10 +198,13 @@ def run_main(
     results["speed"]["ascent_verifier_diversity_mean"] = float(ascent_diversity.mean())
 
     with torch.no_grad():
-        soft_labels = torch.cat(
-            [lenet(student_samples[i : i + 1000]).softmax(dim=1) for i in range(0, 10000, 1000)]
+        logits = torch.cat([lenet(student_samples[i : i + 1000]) for i in range(0, 10000, 1000)])
+    results["student_test_accuracy"] = {
+        f"T={temperature:g}": train_student(
+            student_samples, (logits / temperature).softmax(dim=1), data
         )
-    results["student_test_accuracy"] = train_student(student_samples, soft_labels, data)
+        for temperature in (1.0, STUDENT_TEMPERATURE)
+    }
     return results
 
 
@@ -264,6 +271,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "conditioning=vector+matrix": {"conditioning": "vector+matrix"},
     "dropout off": {"dropout": 0.0},
     "sample without dropout": {"sample_with_dropout": False},
+    "channel dropout": {"generator": "channel dropout"},
     **{f"no {term}": {"loss_weights": {term: 0.0}} for term in DEFAULT_LOSS_WEIGHTS},
 }
 
@@ -274,6 +282,9 @@ def run_ablation(data: dict, steps: int | None, names: list[str] | None) -> dict
     for name, settings in ABLATIONS.items():
         if names and name not in names:
             continue
+        if settings.get("generator") == "channel dropout":
+            # the default generator with nn.Dropout2d instead of nn.Dropout
+            settings = {"generator": ConditionedGenerator((1, 28, 28), 10, channel_dropout=True)}
         inversion = NetworkInversion(lenet, input_shape=(1, 28, 28), **settings)
         started = time.perf_counter()
         kwargs = {} if steps is None else {"steps": steps}

@@ -82,6 +82,10 @@ EXTERNAL_OBJECTS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 "generated/torch.nn.BatchNorm2d.html#torch.nn.BatchNorm2d",
             ),
             "torch.nn.Dropout": ("py:class", "generated/torch.nn.Dropout.html#torch.nn.Dropout"),
+            "torch.nn.Dropout2d": (
+                "py:class",
+                "generated/torch.nn.Dropout2d.html#torch.nn.Dropout2d",
+            ),
             "torch.nn.modules.batchnorm._BatchNorm": (
                 "py:class",
                 "generated/torch.nn.BatchNorm2d.html#torch.nn.BatchNorm2d",

@@ -62,7 +62,9 @@ class ConditionedGenerator(nn.Module):
 
     A linear layer projects the latent code (joined with the label embedding or soft vector)
     to a ``(width, h0, w0)`` map with ``h0, w0`` in 4..7; each stage doubles the size with a
-    transposed convolution, batch norm, ReLU and dropout; a last convolution gives the input's
+    transposed convolution, batch norm, ReLU and dropout (of single units by default, of whole
+    feature maps with ``channel_dropout``; see the ablation in ``benchmarks/RESULTS.md``); a last
+    convolution gives the input's
     channels, resized to ``(H, W)`` where the doubling overshoots, and a sigmoid maps it into
     ``input_range``. With matrix conditioning the hot matrix is joined as an extra channel to
     the first feature map at least ``num_classes`` wide (the last one if none is).
@@ -74,6 +76,8 @@ class ConditionedGenerator(nn.Module):
         conditioning (str, optional): One of ``"label"``, ``"vector"``, ``"matrix"``,
                     ``"vector+matrix"``. Default: ``"vector"``
         dropout (float, optional): Dropout rate after every up-sampling stage. Default: 0.5
+        channel_dropout (bool, optional): Drop whole feature maps (``nn.Dropout2d``) instead of
+                    single units (``nn.Dropout``). Default: False
         input_range (tuple[float, float], optional): Range of the generated values.
                     Default: (0.0, 1.0)
 
@@ -93,6 +97,7 @@ class ConditionedGenerator(nn.Module):
         conditioning: ConditioningMode = "vector",
         dropout: float = 0.5,
         input_range: tuple[float, float] = (0.0, 1.0),
+        channel_dropout: bool = False,
     ) -> None:
         super().__init__()
         channels, height, width = check_input_shape(input_shape)
@@ -136,7 +141,7 @@ class ConditionedGenerator(nn.Module):
                 ),
                 nn.BatchNorm2d(widths[i + 1]),
                 nn.ReLU(),
-                nn.Dropout(dropout),
+                nn.Dropout2d(dropout) if channel_dropout else nn.Dropout(dropout),
             )
             for i in range(stages)
         )

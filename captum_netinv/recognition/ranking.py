@@ -83,7 +83,7 @@ def doubled_row_ranks(values: Tensor) -> tuple[Tensor, Tensor]:
     sorting and scanning them is fast), with the tie terms of each row.
     """
     count = values.shape[1]
-    ordered, order = torch.sort(values, dim=1)
+    ordered, order = torch.sort(sort_keys(values), dim=1)
     positions = torch.arange(count, device=values.device).expand_as(ordered)
     starts_group = torch.ones_like(ordered, dtype=torch.bool)
     starts_group[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -97,6 +97,22 @@ def doubled_row_ranks(values: Tensor) -> tuple[Tensor, Tensor]:
     sizes = (last - first + 1).to(torch.float64)
     tie_terms = torch.where(starts_group, sizes**3 - sizes, 0.0).sum(dim=1)
     return doubled, tie_terms
+
+
+def sort_keys(values: Tensor) -> Tensor:
+    r"""
+    Integers ordered and tied exactly as the finite ``values`` (which sort faster than floats on
+    the CPU): the bits of a float reinterpreted as a signed integer, with the order of the
+    negative ones reversed and ``-0.0`` merged into ``0.0``. Integer inputs come back as they are.
+    """
+    if not values.is_floating_point():
+        return values
+    if values.dtype in (torch.float16, torch.bfloat16):
+        values = values.to(torch.float32)
+    as_int = torch.int64 if values.dtype == torch.float64 else torch.int32
+    bits = (values + 0.0).view(as_int)  # + 0.0 turns -0.0 into 0.0
+    magnitude = torch.iinfo(as_int).max
+    return torch.where(bits < 0, bits ^ magnitude, bits)
 
 
 def auc_from_rank_sums(rank_sums: Tensor, positives: Tensor, count: int) -> Tensor:

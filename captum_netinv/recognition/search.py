@@ -96,6 +96,7 @@ class _Labels:
 
     by_concept: Tensor
     as_float: Tensor
+    with_hashes: Tensor
     weights: Tensor
     counts: Tensor
     hashes: Tensor
@@ -190,12 +191,16 @@ def beam_search(
 
 
 def _prepare_labels(labels: Tensor) -> _Labels:
-    count = labels.shape[0]
-    as_float = labels.to(torch.float64)
+    count, concepts = labels.shape
     weights = _hash_weights(count, labels.device)
+    # [labels | weights * labels] in one matrix: sizes and hashes of ``m & c`` are one product
+    with_hashes = labels.to(torch.float64).repeat(1, 2)
+    with_hashes[:, concepts:] *= weights.unsqueeze(1)
+    as_float = with_hashes[:, :concepts]
     return _Labels(
         by_concept=labels.t().contiguous(),
         as_float=as_float,
+        with_hashes=with_hashes,
         weights=weights,
         counts=as_float.sum(dim=0),
         hashes=weights @ as_float,
@@ -284,14 +289,13 @@ def _next_level(
     width = beam.masks.shape[1]
     masks = beam.masks.to(torch.float64).reshape(neurons * width, count)
 
-    def with_concepts(values: Tensor) -> Tensor:
-        # sums of values over (beam mask AND concept), for every neuron, beam entry and concept
-        return (values @ labels.as_float).reshape(neurons, width, concepts)
-
-    both_counts = with_concepts(masks)
-    both_hashes = with_concepts(masks * labels.weights)
-    both_ranks = with_concepts(
-        (masks.reshape(neurons, width, count) * doubled_ranks.unsqueeze(1)).reshape_as(masks)
+    # size, hash and rank sum of (beam mask AND concept), for every neuron, beam entry and concept
+    both_counts, both_hashes = (
+        (masks @ labels.with_hashes).reshape(neurons, width, 2, concepts).unbind(dim=2)
+    )
+    ranked_masks = masks.reshape(neurons, width, count) * doubled_ranks.unsqueeze(1)
+    both_ranks = (ranked_masks.reshape_as(masks) @ labels.as_float).reshape(
+        neurons, width, concepts
     )
     candidate_counts = _extensions(beam.counts, labels.counts, both_counts, float(count)).reshape(
         neurons, -1

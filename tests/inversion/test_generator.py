@@ -23,7 +23,7 @@ def test_output_has_the_input_shape_and_range(shape: tuple[int, int, int], mode:
     generator = ConditionedGenerator(shape, 10, latent_dim=16, conditioning=mode)  # type: ignore[arg-type]
     images = generator(torch.randn(4, 16) * 5, _batch(mode))
     assert images.shape == (4, *shape)
-    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert float(images.detach().min()) >= 0.0 and float(images.detach().max()) <= 1.0
 
 
 def test_output_is_mapped_into_input_range() -> None:
@@ -75,6 +75,26 @@ def test_sampling_mode_keeps_dropout_active_only_when_asked() -> None:
     assert not torch.allclose(noisy[0], noisy[1])
     assert torch.allclose(plain[0], plain[1])
     assert all(module.training for module in generator.modules())
+
+
+@pytest.mark.parametrize("channel_dropout", [True, False])
+def test_dropout_drops_whole_feature_maps_or_single_units(channel_dropout: bool) -> None:
+    torch.manual_seed(0)
+    generator = ConditionedGenerator((1, 28, 28), 10, dropout=0.5, channel_dropout=channel_dropout)
+    outputs: list[torch.Tensor] = []
+    dropouts = [m for m in generator.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    assert len(dropouts) == len(generator.stages)
+    dropouts[-1].register_forward_hook(lambda module, args, out: outputs.append(out))
+    with torch.no_grad(), sampling_mode(generator, dropout_active=True):
+        generator(torch.randn(8, 64), _batch("vector", count=8))
+    maps = outputs[0].flatten(2)  # (samples, channels, pixels)
+    zero_share = (maps == 0).float().mean(dim=2)
+    # ReLU zeros are scattered; dropout of whole maps zeroes about half of the maps entirely
+    whole_maps_zero = float((zero_share == 1.0).float().mean())
+    if channel_dropout:
+        assert 0.3 < whole_maps_zero < 0.7
+    else:
+        assert whole_maps_zero < 0.05
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,16 @@ def test_mask_must_split_the_samples() -> None:
         mann_whitney_u(torch.randn(10), torch.ones(10, dtype=torch.bool))
     with pytest.raises(ValueError, match="`mask`"):
         rank_auc(torch.randn(10), torch.ones(9, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64, torch.int64])
+def test_mid_ranks_of_signed_zeros_extremes_and_integers_match_scipy(dtype: torch.dtype) -> None:
+    """Ranks are computed on integer sort keys: -0.0 ties with 0.0, negatives order correctly."""
+    if dtype.is_floating_point:
+        extremes = [-0.0, 0.0, -1e-7, 1e-7, -3.5, 3.5, -6e4, 6e4, 0.0, -0.0]
+        values = torch.tensor(extremes + np.round(np.linspace(-5, 5, 40), 1).tolist(), dtype=dtype)
+    else:
+        values = torch.tensor([-(2**40), 2**40, -1, 0, 1, 0, -1, 7, 7], dtype=dtype)
+    ranks, _ = mid_ranks(values)
+    expected = rankdata(values.to(torch.float64).numpy())
+    np.testing.assert_array_equal(ranks.numpy(), expected)
