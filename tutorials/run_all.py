@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         write_kernelspec(scratch_dir / "jupyter")
         # without ipywidgets, tqdm.auto warns once per kernel (with a local path) before it
         # falls back to text bars: keep that out of the outputs
-        os.environ["PYTHONWARNINGS"] = "ignore::tqdm.TqdmWarning"
+        # (matched by its message: a category filter would import tqdm at interpreter start)
+        os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found"
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [str(scratch_dir / "jupyter"), *filter(None, [os.environ.get("JUPYTER_PATH")])]
         )
