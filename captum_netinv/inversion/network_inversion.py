@@ -732,6 +732,18 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                 )
         return int(state["seed"])
 
+    def _generator_state(self) -> dict[str, Any]:
+        r"""What :meth:`save` writes, and what every fit checkpoint starts with."""
+        assert self.generator is not None
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self._fingerprint(),
+            "config": self._config(),
+            "generator": self.generator.state_dict(),
+            "history": self.history,
+            "steps_trained": self.steps_trained,
+        }
+
     def _write_fit_checkpoint(
         self,
         path: str,
@@ -742,16 +754,10 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
         optimizer: torch.optim.Optimizer,
         sampler: torch.Generator,
     ) -> None:
-        assert self.generator is not None
         write_atomically(
             {
-                "format": CHECKPOINT_FORMAT,
-                "fingerprint": self._fingerprint(),
-                "config": self._config(),
-                "generator": self.generator.state_dict(),
-                "history": self.history,
+                **self._generator_state(),
                 "step": step,
-                "steps_trained": step,
                 "seed": seed,
                 "batch_size": batch_size,
                 "lr": lr,
@@ -941,18 +947,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
             >>> inversion.save("lenet_inversion.pt")
         """
         self._prepare(None)
-        assert self.generator is not None
-        write_atomically(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "fingerprint": self._fingerprint(),
-                "config": self._config(),
-                "generator": self.generator.state_dict(),
-                "history": self.history,
-                "steps_trained": self.steps_trained,
-            },
-            path,
-        )
+        write_atomically(self._generator_state(), path)
 
     @classmethod
     def load(
