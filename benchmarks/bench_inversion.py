@@ -20,6 +20,7 @@ from captum.robust import PGD
 from torch import Tensor, nn
 
 from captum_netinv.inversion import ConditionedGenerator, NetworkInversion
+from captum_netinv.inversion.generator import DEFAULT_DROPOUT
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, within_class_diversity
 from captum_netinv.inversion.network_inversion import DEFAULT_STEPS
 from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier
@@ -92,22 +93,53 @@ def diversity_ratio(mlp: nn.Module, samples: Tensor, targets: Tensor, data: dict
 
 #: Temperature of the classifier's soft labels for the student (Hinton et al.'s distillation).
 STUDENT_TEMPERATURE = 4.0
+#: Random affine jitter of the augmented student: rotation (degrees), scale, shift (pixels).
+AUGMENT_DEGREES, AUGMENT_SCALE, AUGMENT_SHIFT = 12.0, 0.1, 2.5
 
 
-def train_student(samples: Tensor, soft_labels: Tensor, data: dict, epochs: int = 8) -> float:
-    """A fresh LeNet-5 trained only on generated samples with the classifier's soft labels."""
+def random_affine(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Each image rotated, scaled and shifted by its own small random amount (zero padding)."""
+    count, side = len(images), images.shape[-1]
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * np.radians(AUGMENT_DEGREES)
+    scale = 1 + (torch.rand(count, generator=generator) * 2 - 1) * AUGMENT_SCALE
+    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * (2 * AUGMENT_SHIFT / side)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False)
+
+
+def train_student(
+    samples: Tensor, teacher: nn.Module, data: dict, augment: bool, epochs: int | None = None
+) -> float:
+    """A fresh LeNet-5 trained only on the generated ``samples`` with the classifier's soft
+    labels at ``STUDENT_TEMPERATURE``, then scored on the real MNIST test set. With ``augment``
+    every batch is randomly jittered (:func:`random_affine`) and re-labelled by the classifier,
+    standard distillation practice; without it the fixed samples and labels are used."""
+    epochs = epochs or (15 if augment else 8)
     torch.manual_seed(2)
     student = LeNet5()
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(2)
+
+    def soft_labels(images: Tensor) -> Tensor:
+        with torch.no_grad():
+            return (teacher(images) / STUDENT_TEMPERATURE).softmax(dim=1)
+
+    fixed = soft_labels(samples)
     for _ in range(epochs):
         order = torch.randperm(len(samples), generator=generator)
         for start in range(0, len(samples), 64):
             batch = order[start : start + 64]
+            images, labels = samples[batch], fixed[batch]
+            if augment:
+                images = random_affine(images, generator)
+                labels = soft_labels(images)
             optimizer.zero_grad()
-            log_probs = student(samples[batch]).log_softmax(dim=1)
-            loss = F.kl_div(log_probs, soft_labels[batch], reduction="batchmean")
-            loss.backward()
+            log_probs = student(images).log_softmax(dim=1)
+            F.kl_div(log_probs, labels, reduction="batchmean").backward()
             optimizer.step()
     return accuracy(student.eval(), data["x_test"], data["y_test"])
 
@@ -137,30 +169,22 @@ def gradient_ascent(
     return torch.sigmoid(logits_param).detach(), max_steps
 
 
-def run_main(
-    data: dict, steps: int | None, repeats: int, saved: str | None = None
-) -> dict[str, Any]:
+def run_main(data: dict, steps: int | None, seed: int, saved: str | None = None) -> dict[str, Any]:
+    """One default fit (seed ``seed``) measured on every figure of the main table."""
     lenet, mlp = load_models()
-    fit_seconds: list[float] = []
-    results: dict[str, Any] = {}
-    inversion: NetworkInversion | None = None
+    results: dict[str, Any] = {"seed": seed, "steps": steps or DEFAULT_STEPS}
     if saved is not None:
         inversion = NetworkInversion.load(saved, lenet)
-        repeats = 0
-    for repeat in range(repeats):
+        results["fit_seconds"] = None
+    else:
         inversion = NetworkInversion(lenet, input_shape=(1, 28, 28))
         started = time.perf_counter()
-        kwargs = {} if steps is None else {"steps": steps}
-        inversion.fit(seed=repeat, progress=False, **kwargs)
-        fit_seconds.append(time.perf_counter() - started)
-    assert inversion is not None
-    if saved is None:
-        inversion.save(str(OUT / "inv_default.pt"))
+        inversion.fit(steps=steps or DEFAULT_STEPS, seed=seed, progress=False)
+        results["fit_seconds"] = time.perf_counter() - started
+        inversion.save(str(OUT / f"inv_default_s{seed}.pt"))
     evaluation = inversion.evaluate(n_per_class=500, verifier=mlp, seed=0)
     targets = torch.arange(10).repeat_interleave(500)
     samples = inversion.attribute(target=targets, seed=0)
-    results["fit_seconds"] = fit_seconds
-    results["fit_seconds_median"] = float(np.median(fit_seconds)) if fit_seconds else None
     results["hit_rate"] = evaluation.hit_rate
     results["hit_rate_per_class"] = evaluation.hit_rate_per_class.tolist()
     results["mean_confidence"] = evaluation.mean_confidence
@@ -180,6 +204,10 @@ def run_main(
     ascent_seconds = time.perf_counter() - started
     with torch.no_grad():
         ascent_hits = float((lenet(ascent_samples).argmax(1) == ascent_targets).float().mean())
+        ascent_verifier = float((mlp(ascent_samples).argmax(1) == ascent_targets).float().mean())
+    ascent_diversity = within_class_diversity(
+        verifier_features(mlp, ascent_samples), ascent_targets, 10
+    )
     results["speed"] = {
         "generator_samples_per_second": len(student_targets) / generator_seconds,
         "ascent_samples_per_second": len(ascent_targets) / ascent_seconds,
@@ -187,25 +215,40 @@ def run_main(
         "ascent_hit_rate": ascent_hits,
         "ratio": (len(student_targets) / generator_seconds)
         / (len(ascent_targets) / ascent_seconds),
+        "ascent_verifier_hit_rate": ascent_verifier,
+        "ascent_verifier_diversity_mean": float(ascent_diversity.mean()),
     }
-    ascent_diversity = within_class_diversity(
-        verifier_features(mlp, ascent_samples), ascent_targets, 10
-    )
-    with torch.no_grad():
-        results["speed"]["ascent_verifier_hit_rate"] = float(
-            (mlp(ascent_samples).argmax(1) == ascent_targets).float().mean()
-        )
-    results["speed"]["ascent_verifier_diversity_mean"] = float(ascent_diversity.mean())
-
-    with torch.no_grad():
-        logits = torch.cat([lenet(student_samples[i : i + 1000]) for i in range(0, 10000, 1000)])
     results["student_test_accuracy"] = {
-        f"T={temperature:g}": train_student(
-            student_samples, (logits / temperature).softmax(dim=1), data
-        )
-        for temperature in (1.0, STUDENT_TEMPERATURE)
+        "plain": train_student(student_samples, lenet, data, augment=False),
+        "augmented": train_student(student_samples, lenet, data, augment=True),
     }
     return results
+
+
+def summarize() -> str:
+    """Markdown table of every ``inv_main_s*.json`` run: per seed and the median."""
+    runs = [json.loads(path.read_text()) for path in sorted(OUT.glob("inv_main_s*.json"))]
+    if not runs:
+        raise SystemExit("no inv_main_s*.json in benchmarks/_out: run --part main first")
+    columns = {
+        "min class hit rate": lambda r: min(r["hit_rate_per_class"]),
+        "verifier hit rate": lambda r: r["verifier_hit_rate"],
+        "min class verifier": lambda r: min(r["verifier_hit_rate_per_class"]),
+        "diversity ratio (mean)": lambda r: r["verifier_diversity"]["ratio_mean"],
+        "diversity ratio (min class)": lambda r: r["verifier_diversity"]["ratio_min"],
+        "student plain": lambda r: r["student_test_accuracy"]["plain"],
+        "student augmented": lambda r: r["student_test_accuracy"]["augmented"],
+        "fit s": lambda r: r["fit_seconds"] or float("nan"),
+        "speed ratio": lambda r: r["speed"]["ratio"],
+    }
+    lines = ["| seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    values = {name: [float(get(run)) for run in runs] for name, get in columns.items()}
+    for index, run in enumerate(runs):
+        cells = [f"{values[name][index]:.3f}" for name in columns]
+        lines.append(f"| {run['seed']} | " + " | ".join(cells) + " |")
+    medians = [f"**{np.median(values[name]):.3f}**" for name in columns]
+    lines.append("| median | " + " | ".join(medians) + " |")
+    return "\n".join(lines)
 
 
 def run_counterfeits(data: dict, steps: int | None) -> dict[str, Any]:
@@ -269,68 +312,116 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "conditioning=vector": {"conditioning": "vector"},
     "conditioning=matrix": {"conditioning": "matrix"},
     "conditioning=vector+matrix": {"conditioning": "vector+matrix"},
+    "dropout=0.5": {"dropout": 0.5},
+    "dropout=0.2": {"dropout": 0.2},
     "dropout off": {"dropout": 0.0},
     "sample without dropout": {"sample_with_dropout": False},
     "channel dropout": {"generator": "channel dropout"},
+    "jitter off": {"jitter": 0},
+    "900 steps": {"steps": 900},
     **{f"no {term}": {"loss_weights": {term: 0.0}} for term in DEFAULT_LOSS_WEIGHTS},
 }
 
 
-def run_ablation(data: dict, steps: int | None, names: list[str] | None) -> dict[str, Any]:
+def run_ablation(data: dict, steps: int | None, names: list[str] | None) -> None:
+    """Each row of :data:`ABLATIONS` (or those in ``names``): one fit with that change from the
+    defaults, measured on 200 samples per class; written to ``inv_ablation_row_<name>.json``."""
     lenet, mlp = load_models()
-    rows = {}
-    for name, settings in ABLATIONS.items():
+    for name, row_settings in ABLATIONS.items():
         if names and name not in names:
             continue
+        settings = dict(row_settings)
+        row_steps = settings.pop("steps", steps or DEFAULT_STEPS)
         if settings.get("generator") == "channel dropout":
             # the default generator with nn.Dropout2d instead of nn.Dropout
-            settings = {"generator": ConditionedGenerator((1, 28, 28), 10, channel_dropout=True)}
+            settings["generator"] = ConditionedGenerator(
+                (1, 28, 28), 10, dropout=DEFAULT_DROPOUT, channel_dropout=True
+            )
         inversion = NetworkInversion(lenet, input_shape=(1, 28, 28), **settings)
         started = time.perf_counter()
-        kwargs = {} if steps is None else {"steps": steps}
-        inversion.fit(seed=0, progress=False, **kwargs)
+        inversion.fit(steps=row_steps, seed=0, progress=False)
         seconds = time.perf_counter() - started
         evaluation = inversion.evaluate(n_per_class=200, verifier=mlp, seed=0)
         targets = torch.arange(10).repeat_interleave(200)
         samples = inversion.attribute(target=targets, seed=0)
-        rows[name] = {
+        diversity = diversity_ratio(mlp, samples, targets, data)
+        row = {
+            "name": name,
+            "steps": row_steps,
             "hit_rate": evaluation.hit_rate,
             "min_class_hit_rate": float(evaluation.hit_rate_per_class.min()),
             "mean_confidence": evaluation.mean_confidence,
             "verifier_hit_rate": evaluation.verifier_hit_rate,
-            "verifier_diversity_ratio": diversity_ratio(mlp, samples, targets, data)["ratio_mean"],
+            "min_class_verifier_hit_rate": float(evaluation.verifier_hit_rate_per_class.min()),  # type: ignore[union-attr]
+            "verifier_diversity_ratio": diversity["ratio_mean"],
+            "min_class_diversity_ratio": diversity["ratio_min"],
             "fit_seconds": seconds,
         }
-        print(name, json.dumps(rows[name]), flush=True)
-    return rows
+        slug = "".join(c if c.isalnum() else "_" for c in name)
+        write_result(row, f"inv_ablation_row_{slug}")
+
+
+def ablation_table() -> str:
+    """Markdown table of the ``inv_ablation_row_*.json`` rows, in :data:`ABLATIONS` order."""
+    rows = {
+        row["name"]: row
+        for row in (json.loads(p.read_text()) for p in OUT.glob("inv_ablation_row_*.json"))
+    }
+    lines = [
+        "| variant | hit rate (min class) | confidence | verifier hit rate (min class) "
+        "| diversity ratio (min class) | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ABLATIONS:
+        if name in rows:
+            r = rows[name]
+            lines.append(
+                f"| {name} | {r['hit_rate']:.3f} ({r['min_class_hit_rate']:.3f}) "
+                f"| {r['mean_confidence']:.3f} | {r['verifier_hit_rate']:.3f} "
+                f"({r['min_class_verifier_hit_rate']:.3f}) | {r['verifier_diversity_ratio']:.3f} "
+                f"({r['min_class_diversity_ratio']:.3f}) | {r['fit_seconds']:.0f} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "mnist.npz"))
-    parser.add_argument("--part", choices=["models", "main", "counterfeits", "ablation"])
+    parser.add_argument(
+        "--part", choices=["models", "main", "summary", "counterfeits", "ablation"], required=True
+    )
     parser.add_argument("--steps", type=int, default=None, help="fit steps (default: library)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed fits in --part main")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="--part main fits")
     parser.add_argument("--only", nargs="*", default=None, help="ablation rows to run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--saved", default=None, help="--part main: evaluate this saved fit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.part == "summary":
+        print(summarize() + "\n\n" + ablation_table())
+        return
     data = load_full_mnist(args.data)
+    if args.part == "main":
+        for seed in args.seeds:
+            result = run_main(data, args.steps, seed, args.saved)
+            write_result(result, f"inv_main_s{seed}")
+        return
     if args.part == "models":
         result = train_models(data)
-    elif args.part == "main":
-        result = run_main(data, args.steps, args.repeats, args.saved)
     elif args.part == "counterfeits":
         result = run_counterfeits(data, args.steps)
     else:
-        result = run_ablation(data, args.steps, args.only)
-    suffix = "" if args.steps is None else f"_{args.steps}"
-    path = OUT / f"inv_{args.part}{suffix}.json"
+        run_ablation(data, args.steps, args.only)
+        return
+    write_result(result, f"inv_{args.part}" + ("" if args.steps is None else f"_{args.steps}"))
+
+
+def write_result(result: dict[str, Any], stem: str) -> None:
+    path = OUT / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
-    print(f"written {os.path.relpath(path, ROOT)}")
+    print(f"written {os.path.relpath(path, ROOT)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ BASE_SIDE = 4
 WIDEST = 256
 VECTOR_HIDDEN = 128
 NARROWEST = 16
+#: Dropout rate after every up-sampling stage (benchmarks/bench_inversion.py, RESULTS.md).
+DEFAULT_DROPOUT = 0.3
 
 
 def check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[int, int, int]:
@@ -75,7 +77,7 @@ class ConditionedGenerator(nn.Module):
         latent_dim (int, optional): Length of the noise vector ``z``. Default: 64
         conditioning (str, optional): One of ``"label"``, ``"vector"``, ``"matrix"``,
                     ``"vector+matrix"``. Default: ``"vector"``
-        dropout (float, optional): Dropout rate after every up-sampling stage. Default: 0.5
+        dropout (float, optional): Dropout rate after every up-sampling stage. Default: 0.3
         channel_dropout (bool, optional): Drop whole feature maps (``nn.Dropout2d``) instead of
                     single units (``nn.Dropout``). Default: False
         input_range (tuple[float, float], optional): Range of the generated values.
@@ -95,7 +97,7 @@ class ConditionedGenerator(nn.Module):
         num_classes: int,
         latent_dim: int = 64,
         conditioning: ConditioningMode = "vector",
-        dropout: float = 0.5,
+        dropout: float = DEFAULT_DROPOUT,
         input_range: tuple[float, float] = (0.0, 1.0),
         channel_dropout: bool = False,
     ) -> None:

@@ -20,9 +20,9 @@ from captum_netinv.inversion.conditioning import ConditioningBatch
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "cross_entropy": 1.0,
     "kl_divergence": 1.0,
-    "cosine_similarity": 0.1,
+    "cosine_similarity": 0.3,
     "feature_orthogonality": 0.1,
-    "total_variation": 0.05,
+    "total_variation": 0.2,
     "pixel_range": 1.0,
     "pixel_norm": 4.0,
     "batchnorm_statistics": 0.1,

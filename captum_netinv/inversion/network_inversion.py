@@ -38,6 +38,7 @@ from captum_netinv.inversion.conditioning import (
     draw_conditioning,
 )
 from captum_netinv.inversion.generator import (
+    DEFAULT_DROPOUT,
     ConditionedGenerator,
     check_input_shape,
     sampling_mode,
@@ -59,12 +60,12 @@ from captum_netinv.visualization import (
 )
 
 #: Default training budget, chosen from benchmarks/bench_inversion.py (see RESULTS.md).
-DEFAULT_STEPS = 900
+DEFAULT_STEPS = 1800
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR = 2e-3
 DEFAULT_LATENT_DIM = 64
-DEFAULT_DROPOUT = 0.5
 DEFAULT_CONDITIONING: ConditioningMode = "vector"
+DEFAULT_JITTER = 1
 CHECKPOINT_FORMAT = "captum_netinv.NetworkInversion/1"
 SAMPLE_BATCH_SIZE = 256
 
@@ -292,6 +293,26 @@ def balanced_targets(batch_size: int, num_classes: int, sampler: torch.Generator
     return torch.randperm(batch_size, generator=sampler) % num_classes
 
 
+def jittered(inputs: Tensor, jitter: int) -> Tensor:
+    r"""
+    ``inputs`` rolled by one random offset of at most ``jitter`` pixels along height and width
+    (DeepInversion's jitter), drawn from torch's global random generator: a classifier that
+    sees its inputs at random offsets cannot be fooled by pixel-exact patterns, so the
+    generator learns shapes that other models recognize too.
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)`` batch.
+        jitter (int): Largest shift in pixels; 0 returns ``inputs`` unchanged.
+
+    Returns:
+        *Tensor* of the same shape.
+    """
+    if jitter == 0:
+        return inputs
+    shift_y, shift_x = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,)))
+    return torch.roll(inputs, shifts=(shift_y, shift_x), dims=(-2, -1))
+
+
 def rng_devices(device: torch.device) -> list[int]:
     r"""The CUDA devices whose random state a fit on ``device`` uses."""
     return [device.index or 0] if device.type == "cuda" else []
@@ -343,7 +364,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                     ``(B, *input_shape)`` values in ``input_range``. Default: a
                     :class:`~captum_netinv.inversion.ConditionedGenerator` sized from the shape.
         latent_dim (int, optional): Length of the noise vector. Default: 64
-        dropout (float, optional): Dropout rate of the default generator. Default: 0.5
+        dropout (float, optional): Dropout rate of the default generator. Default: 0.3
         loss_weights (dict, optional): Weights overriding
                     :data:`~captum_netinv.inversion.DEFAULT_LOSS_WEIGHTS`; 0 switches a term off.
         input_range (tuple[float, float], optional): Range of the generated pixels.
@@ -359,6 +380,9 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                     soft vectors (larger: peakier vectors). Default: 3.0
         vector_margin (float, optional): Lead of the target's logit over the runner-up in a
                     soft vector (0: the paper's plain draw). Default: 1.0
+        jitter (int, optional): During :meth:`fit` the classifier sees each generated batch
+                    rolled by a random offset of up to ``jitter`` pixels (DeepInversion's
+                    jitter, see :func:`jittered`); 0 switches it off. Default: 1
         device_ids (list[int], optional): Devices of a ``DataParallel`` model, as in Captum.
 
     Examples::
@@ -388,6 +412,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
         sample_with_dropout: bool = True,
         vector_scale: float = DEFAULT_VECTOR_SCALE,
         vector_margin: float = DEFAULT_VECTOR_MARGIN,
+        jitter: int = DEFAULT_JITTER,
         device_ids: list[int] | None = None,
     ) -> None:
         chosen_layer = default_layer(forward_func) if layer is None else layer
@@ -416,6 +441,9 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
         if not vector_margin >= 0:
             raise ValueError(f"`vector_margin` must be >= 0, got {vector_margin}")
         self.vector_margin = float(vector_margin)
+        if not isinstance(jitter, int) or isinstance(jitter, bool) or jitter < 0:
+            raise ValueError(f"`jitter` must be an int >= 0 (pixels), got {jitter!r}")
+        self.jitter = jitter
         if generator is not None and not isinstance(generator, nn.Module):
             raise TypeError(f"`generator` must be an nn.Module, got {type(generator).__name__}")
         self.generator = generator
@@ -525,6 +553,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
             "sample_with_dropout": self.sample_with_dropout,
             "vector_scale": self.vector_scale,
             "vector_margin": self.vector_margin,
+            "jitter": self.jitter,
             "custom_generator": self.custom_generator,
         }
 
@@ -542,7 +571,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
         ) as norm_inputs:
             logits, features = forward_with_features(
                 self.forward_func,
-                model_inputs,
+                jittered(model_inputs, self.jitter),
                 self.layer,
                 self.attribute_to_layer_input,
                 self.device_ids,
@@ -583,7 +612,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
 
         Args:
             inputs (Tensor, optional): Example batch, only read for the input shape.
-            steps (int, optional): Total optimisation steps. Default: 900
+            steps (int, optional): Total optimisation steps. Default: 1800
             batch_size (int, optional): Generated samples per step (classes balanced), >= 2.
                         Default: 64
             lr (float, optional): Adam learning rate. Default: 2e-3
@@ -1010,6 +1039,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
             sample_with_dropout=config["sample_with_dropout"],
             vector_scale=config["vector_scale"],
             vector_margin=config["vector_margin"],
+            jitter=config.get("jitter", 0),
             device_ids=device_ids,
         )
         inversion._prepare(None)
@@ -1091,7 +1121,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
             confidence (float, optional): Minimum target probability under the model.
                         Default: 0.99
             max_draws (int, optional): Most samples generated in the search. Default: 4096
-            steps (int, optional): Fit steps of the companion inversion. Default: 900
+            steps (int, optional): Fit steps of the companion inversion. Default: 1800
             batch_size (int, optional): Its batch size. Default: 64
             seed (int, optional): Seed of the companion fit and of the draws.
             progress (bool, optional): Show the companion fit's progress. Default: True
@@ -1130,6 +1160,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                 sample_with_dropout=self.sample_with_dropout,
                 vector_scale=self.vector_scale,
                 vector_margin=self.vector_margin,
+                jitter=self.jitter,
                 device_ids=self.device_ids,
             )
             self._counterfeiter.fit(

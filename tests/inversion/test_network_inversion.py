@@ -335,6 +335,26 @@ def test_bad_target_is_refused(fitted: NetworkInversion) -> None:
         fitted.attribute(target=[1, 2], n_samples=3)
 
 
+def test_jitter_rolls_by_at_most_jitter_pixels() -> None:
+    images = torch.arange(2 * 9 * 9, dtype=torch.float32).view(2, 1, 9, 9)
+    offsets = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)]
+    torch.manual_seed(0)
+    drawn = set()
+    for _ in range(100):
+        shifted = module.jittered(images, 2)
+        rolls = [o for o in offsets if torch.equal(shifted, torch.roll(images, o, dims=(2, 3)))]
+        assert len(rolls) == 1 and max(map(abs, rolls[0])) <= 2
+        drawn.add(rolls[0])
+    assert len(drawn) == 25  # every offset in [-2, 2]^2 is drawn
+    assert module.jittered(images, 0) is images
+
+
+@pytest.mark.parametrize("jitter", [-1, 1.5, True])
+def test_bad_jitter_is_refused(trained_lenet: LeNet5, jitter: object) -> None:
+    with pytest.raises(ValueError, match="`jitter` must be an int >= 0"):
+        NetworkInversion(trained_lenet, input_shape=SHAPE, jitter=jitter)  # type: ignore[arg-type]
+
+
 def test_input_shape_the_model_cannot_take(trained_lenet: LeNet5) -> None:
     with pytest.raises(ValueError, match=r"`input_shape` \(1, 32, 20\): the model fails"):
         NetworkInversion(trained_lenet, input_shape=(1, 32, 20))
