@@ -1108,9 +1108,10 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
         Inputs the model accepts as ``target`` with probability >= ``confidence`` that
         ``verifier`` assigns to another class: the adversarial use of inversion.
 
-        A companion inversion with the image priors switched off, and the KL term too (it
-        holds the model's confidence at the soft vector's, below a high threshold), keeping
-        cross-entropy and the diversity terms, is fitted once for ``steps`` steps and cached;
+        A companion inversion with the image priors and jitter switched off (both make samples
+        that other models recognize), and the KL term too (it holds the model's confidence at
+        the soft vector's, below a high threshold), keeping cross-entropy and the diversity
+        terms, is fitted once for ``steps`` steps and cached;
         its samples of ``target`` are drawn, in batches, until ``n_samples`` pass both tests
         or ``max_draws`` samples were tried (a warning then says how many were found).
 
@@ -1160,7 +1161,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                 sample_with_dropout=self.sample_with_dropout,
                 vector_scale=self.vector_scale,
                 vector_margin=self.vector_margin,
-                jitter=self.jitter,
+                jitter=0,
                 device_ids=self.device_ids,
             )
             self._counterfeiter.fit(

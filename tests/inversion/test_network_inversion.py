@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from captum_netinv.inversion import (
     CONDITIONING_MODES,
+    IMAGE_PRIORS,
     InversionEvaluation,
     NetworkInversion,
     NonFiniteLossError,
@@ -259,6 +260,9 @@ def test_counterfeits_fool_the_model_not_the_verifier(
         progress=False,
     )
     assert len(fakes) == 4 and fakes.shape[1:] == SHAPE
+    companion = fitted._counterfeiter
+    assert companion is not None and companion.jitter == 0 and fitted.jitter > 0
+    assert all(companion.loss_weights[term] == 0.0 for term in (*IMAGE_PRIORS, "kl_divergence"))
     with torch.no_grad():
         assert bool((trained_lenet(fakes).softmax(dim=1)[:, 8] >= 0.8).all())
         assert bool((disagreeing(fakes).argmax(dim=1) != 8).all())
