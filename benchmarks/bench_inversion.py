@@ -225,6 +225,24 @@ def run_main(data: dict, steps: int | None, seed: int, saved: str | None = None)
     return results
 
 
+def run_fit_time(repeats: int) -> dict[str, Any]:
+    """Wall time of the default fit alone, ``repeats`` times (seeds 0..repeats-1): run it on an
+    otherwise idle machine."""
+    lenet, _ = load_models()
+    seconds = []
+    for seed in range(repeats):
+        inversion = NetworkInversion(lenet, input_shape=(1, 28, 28))
+        started = time.perf_counter()
+        inversion.fit(seed=seed, progress=False)
+        seconds.append(time.perf_counter() - started)
+    return {
+        "steps": DEFAULT_STEPS,
+        "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        "median_seconds": float(np.median(seconds)),
+    }
+
+
 def summarize() -> str:
     """Markdown table of every ``inv_main_s*.json`` run: per seed and the median."""
     runs = [json.loads(path.read_text()) for path in sorted(OUT.glob("inv_main_s*.json"))]
@@ -397,10 +415,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "mnist.npz"))
     parser.add_argument(
-        "--part", choices=["models", "main", "summary", "counterfeits", "ablation"], required=True
+        "--part",
+        choices=["models", "main", "summary", "counterfeits", "ablation", "fit-time"],
+        required=True,
     )
     parser.add_argument("--steps", type=int, default=None, help="fit steps (default: library)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="--part main fits")
+    parser.add_argument("--repeats", type=int, default=3, help="--part fit-time fits")
     parser.add_argument("--only", nargs="*", default=None, help="ablation rows to run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--saved", default=None, help="--part main: evaluate this saved fit")
@@ -420,10 +441,13 @@ def main() -> None:
         result = train_models(data)
     elif args.part == "counterfeits":
         result = run_counterfeits(data, args.steps)
+    elif args.part == "fit-time":
+        result = run_fit_time(args.repeats)
     else:
         run_ablation(data, args.steps, args.only)
         return
-    write_result(result, f"inv_{args.part}" + ("" if args.steps is None else f"_{args.steps}"))
+    suffix = "" if args.steps is None else f"_{args.steps}"
+    write_result(result, f"inv_{args.part.replace('-', '_')}{suffix}")
 
 
 def write_result(result: dict[str, Any], stem: str) -> None:

@@ -60,7 +60,7 @@ from captum_netinv.visualization import (
 )
 
 #: Default training budget, chosen from benchmarks/bench_inversion.py (see RESULTS.md).
-DEFAULT_STEPS = 1800
+DEFAULT_STEPS = 2700
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR = 2e-3
 DEFAULT_LATENT_DIM = 64
@@ -612,7 +612,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
 
         Args:
             inputs (Tensor, optional): Example batch, only read for the input shape.
-            steps (int, optional): Total optimisation steps. Default: 1800
+            steps (int, optional): Total optimisation steps. Default: 2700
             batch_size (int, optional): Generated samples per step (classes balanced), >= 2.
                         Default: 64
             lr (float, optional): Adam learning rate. Default: 2e-3
@@ -1122,7 +1122,7 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
             confidence (float, optional): Minimum target probability under the model.
                         Default: 0.99
             max_draws (int, optional): Most samples generated in the search. Default: 4096
-            steps (int, optional): Fit steps of the companion inversion. Default: 1800
+            steps (int, optional): Fit steps of the companion inversion. Default: 2700
             batch_size (int, optional): Its batch size. Default: 64
             seed (int, optional): Seed of the companion fit and of the draws.
             progress (bool, optional): Show the companion fit's progress. Default: True
