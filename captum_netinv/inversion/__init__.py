@@ -17,6 +17,7 @@ from captum_netinv.inversion.network_inversion import (
     InversionEvaluation,
     NetworkInversion,
     NonFiniteLossError,
+    jittered,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "NonFiniteLossError",
     "draw_conditioning",
     "hot_matrices",
+    "jittered",
     "sampling_mode",
     "soft_vectors",
 ]

@@ -382,7 +382,8 @@ class NetworkInversion(LayerAttribution, GradientAttribution):
                     soft vector (0: the paper's plain draw). Default: 1.0
         jitter (int, optional): During :meth:`fit` the classifier sees each generated batch
                     rolled by a random offset of up to ``jitter`` pixels (DeepInversion's
-                    jitter, see :func:`jittered`); 0 switches it off. Default: 1
+                    jitter, see :func:`~captum_netinv.inversion.jittered`); 0 switches it off.
+                    Default: 1
         device_ids (list[int], optional): Devices of a ``DataParallel`` model, as in Captum.
 
     Examples::
