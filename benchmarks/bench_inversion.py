@@ -169,6 +169,17 @@ def gradient_ascent(
     return torch.sigmoid(logits_param).detach(), max_steps
 
 
+def timed_fit(
+    lenet: nn.Module, steps: int | None = None, seed: int = 0, **settings: Any
+) -> tuple[NetworkInversion, float]:
+    """A ``NetworkInversion`` of the LeNet-5 with ``settings``, fitted for ``steps`` (default:
+    the library's) with ``seed``, and the fit's wall time in seconds."""
+    inversion = NetworkInversion(lenet, input_shape=(1, 28, 28), **settings)
+    started = time.perf_counter()
+    inversion.fit(steps=steps or DEFAULT_STEPS, seed=seed, progress=False)
+    return inversion, time.perf_counter() - started
+
+
 def run_main(data: dict, steps: int | None, seed: int, saved: str | None = None) -> dict[str, Any]:
     """One default fit (seed ``seed``) measured on every figure of the main table."""
     lenet, mlp = load_models()
@@ -177,10 +188,7 @@ def run_main(data: dict, steps: int | None, seed: int, saved: str | None = None)
         inversion = NetworkInversion.load(saved, lenet)
         results["fit_seconds"] = None
     else:
-        inversion = NetworkInversion(lenet, input_shape=(1, 28, 28))
-        started = time.perf_counter()
-        inversion.fit(steps=steps or DEFAULT_STEPS, seed=seed, progress=False)
-        results["fit_seconds"] = time.perf_counter() - started
+        inversion, results["fit_seconds"] = timed_fit(lenet, steps, seed)
         inversion.save(str(OUT / f"inv_default_s{seed}.pt"))
     evaluation = inversion.evaluate(n_per_class=500, verifier=mlp, seed=0)
     targets = torch.arange(10).repeat_interleave(500)
@@ -229,12 +237,7 @@ def run_fit_time(repeats: int) -> dict[str, Any]:
     """Wall time of the default fit alone, ``repeats`` times (seeds 0..repeats-1): run it on an
     otherwise idle machine."""
     lenet, _ = load_models()
-    seconds = []
-    for seed in range(repeats):
-        inversion = NetworkInversion(lenet, input_shape=(1, 28, 28))
-        started = time.perf_counter()
-        inversion.fit(seed=seed, progress=False)
-        seconds.append(time.perf_counter() - started)
+    seconds = [timed_fit(lenet, seed=seed)[1] for seed in range(repeats)]
     return {
         "steps": DEFAULT_STEPS,
         "threads": torch.get_num_threads(),
@@ -364,10 +367,7 @@ def run_ablation(data: dict, steps: int | None, names: list[str] | None) -> None
             settings["generator"] = ConditionedGenerator(
                 (1, 28, 28), 10, dropout=DEFAULT_DROPOUT, channel_dropout=True
             )
-        inversion = NetworkInversion(lenet, input_shape=(1, 28, 28), **settings)
-        started = time.perf_counter()
-        inversion.fit(steps=row_steps, seed=0, progress=False)
-        seconds = time.perf_counter() - started
+        inversion, seconds = timed_fit(lenet, row_steps, **settings)
         evaluation = inversion.evaluate(n_per_class=200, verifier=mlp, seed=0)
         targets = torch.arange(10).repeat_interleave(200)
         samples = inversion.attribute(target=targets, seed=0)
