@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from captum_netinv.inversion import ConditionedGenerator, NetworkInversion
 from captum_netinv.inversion.generator import DEFAULT_DROPOUT
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, within_class_diversity
-from captum_netinv.inversion.network_inversion import DEFAULT_STEPS
+from captum_netinv.inversion.settings import DEFAULT_STEPS
 from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,14 +13,8 @@ from captum_netinv.recognition import (
     InverseRecognition,
     explain_activations,
 )
-from captum_netinv.visualization import (
-    visualize_activation_distribution,
-    visualize_class_samples,
-    visualize_image_grid,
-    visualize_neuron_explanation,
-    visualize_top_activating,
-    visualize_training_curves,
-)
+from captum_netinv.visualization import *  # noqa: F403 (every plot is a public name here)
+from captum_netinv.visualization import __all__ as _visualization_names
 
 __version__ = "0.1.0"
 
@@ -34,10 +28,5 @@ __all__ = [
     "NetworkInversion",
     "NonFiniteLossError",
     "explain_activations",
-    "visualize_activation_distribution",
-    "visualize_class_samples",
-    "visualize_image_grid",
-    "visualize_neuron_explanation",
-    "visualize_top_activating",
-    "visualize_training_curves",
+    *(name for name in _visualization_names if name.startswith("visualize_")),
 ]

@@ -11,12 +11,26 @@ from typing import Any, Literal
 
 import torch
 from captum._utils.common import _format_additional_forward_args
-from captum._utils.gradient import _forward_layer_eval
+from captum._utils.gradient import (
+    _extract_device_ids,
+    _forward_layer_distributed_eval,
+    _gather_distributed_tensors,
+)
 from captum.attr._utils.batching import _tuple_splice_range
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_netinv._utils import check_positive_int, model_device
+
+__all__ = [
+    "InputSource",
+    "Reduction",
+    "first_tensor",
+    "forward_with_layer",
+    "iterate_batches",
+    "layer_activations",
+    "reduce_activations",
+]
 
 Reduction = Literal["mean", "max"] | Callable[[Tensor], Tensor]
 #: A tensor of samples, or an iterable of batches (tensors or ``(inputs, labels, ...)`` tuples).
@@ -87,6 +101,46 @@ def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Tensor]:
         yield first_tensor(batch)
 
 
+def forward_with_layer(
+    forward_func: Callable,
+    inputs: Tensor,
+    layer: nn.Module,
+    *,
+    additional_forward_args: Any = None,
+    attribute_to_layer_input: bool = False,
+    device_ids: list[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""
+    One forward pass of ``forward_func`` returning its output and ``layer``'s output (or
+    input), both in the autograd graph when gradients are enabled. Captum's distributed layer
+    evaluation gathers the layer's values across the devices of a ``DataParallel`` model.
+
+    Args:
+        forward_func (Callable): The model.
+        inputs (Tensor): One batch of model inputs.
+        layer (nn.Module): The layer whose values are read.
+        additional_forward_args (Any, optional): Extra arguments of ``forward_func``, as in
+                    Captum (already sliced to this batch).
+        attribute_to_layer_input (bool, optional): Read the layer's input instead of its
+                    output. Default: False
+        device_ids (list[int], optional): Devices of a ``DataParallel`` model.
+
+    Returns:
+        *Tensor* of the model's **output**, *Tensor* of the layer's **values** (unreduced; the
+        first tensor where the layer has several).
+    """
+    saved, output = _forward_layer_distributed_eval(
+        forward_func,
+        inputs,
+        layer,
+        additional_forward_args=_format_additional_forward_args(additional_forward_args),
+        attribute_to_layer_input=attribute_to_layer_input,
+        forward_hook_with_return=True,
+    )
+    ids = _extract_device_ids(forward_func, saved, device_ids)
+    return output, _gather_distributed_tensors(saved[layer], device_ids=ids)[0]
+
+
 def layer_activations(
     forward_func: Callable,
     layer: nn.Module,
@@ -140,13 +194,13 @@ def layer_activations(
                 else extra_args
             )
             start += size
-            (layer_output,) = _forward_layer_eval(
+            _, layer_output = forward_with_layer(
                 forward_func,
                 batch.to(target_device),
                 layer,
                 additional_forward_args=batch_args,
-                device_ids=device_ids,
                 attribute_to_layer_input=attribute_to_layer_input,
+                device_ids=device_ids,
             )
             reduced.append(reduce_activations(layer_output, reduction))
     if not reduced:

@@ -6,10 +6,18 @@ and what was expected, so that bad input never surfaces as a deep stack trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+__all__ = [
+    "check_layer_in_model",
+    "check_positive_int",
+    "eval_mode",
+    "model_device",
+]
 
 
 def check_layer_in_model(forward_func: Callable, layer: nn.Module, name: str = "layer") -> None:
@@ -45,3 +53,38 @@ def check_positive_int(value: object, name: str) -> int:
     if value < 1:
         raise ValueError(f"`{name}` must be >= 1, got {value}")
     return value
+
+
+@contextmanager
+def eval_mode(
+    model: object, keep_training: Callable[[nn.Module], bool] | None = None
+) -> Iterator[None]:
+    r"""
+    Puts a module ``model`` in eval mode for the block (modules for which ``keep_training``
+    is true stay in training mode) and restores every module's own flag afterwards, whatever
+    happens; anything that is not a module is left alone.
+
+    Args:
+        model (object): The module, or any callable (then nothing is switched).
+        keep_training (Callable, optional): Predicate of the submodules left in training
+                    mode, e.g. dropout layers that should stay active. Default: None
+
+    Examples::
+
+        >>> with eval_mode(model):
+        ...     logits = model(images)
+    """
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    previous = {module: module.training for module in model.modules()}
+    model.eval()
+    if keep_training is not None:
+        for module in model.modules():
+            if keep_training(module):
+                module.train()
+    try:
+        yield
+    finally:
+        for module, training in previous.items():
+            module.training = training

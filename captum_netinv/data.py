@@ -9,12 +9,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+__all__ = [
+    "DIGIT_NAMES",
+    "ROUND_DIGITS",
+    "STRAIGHT_DIGITS",
+    "digit_concepts",
+    "ink_width",
+    "load_mnist",
+    "slant",
+    "stroke_thickness",
+]
+
 DIGIT_NAMES: tuple[str, ...] = tuple(f"digit_{d}" for d in range(10))
 #: Digits drawn with closed loops / curves, and digits drawn with straight strokes only.
 ROUND_DIGITS: tuple[int, ...] = (0, 6, 8, 9)
 STRAIGHT_DIGITS: tuple[int, ...] = (1, 4, 7)
 #: Fraction of samples called "thick" / "thin" (etc.) for each pixel-measured attribute.
-ATTRIBUTE_QUANTILE = 0.25
+_ATTRIBUTE_QUANTILE = 0.25
 
 
 def load_mnist(
@@ -173,8 +184,8 @@ def digit_concepts(images: Tensor, labels: Tensor) -> tuple[Tensor, list[str]]:
         ("wide", "narrow"): ink_width(images),
     }
     for (high_name, low_name), values in measures.items():
-        high = torch.quantile(values, 1.0 - ATTRIBUTE_QUANTILE)
-        low = torch.quantile(values, ATTRIBUTE_QUANTILE)
+        high = torch.quantile(values, 1.0 - _ATTRIBUTE_QUANTILE)
+        low = torch.quantile(values, _ATTRIBUTE_QUANTILE)
         columns += [values > high, values < low]
         names += [high_name, low_name]
     return torch.stack(columns, dim=1), names

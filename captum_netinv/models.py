@@ -12,6 +12,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+__all__ = [
+    "LeNet5",
+    "MLP",
+    "accuracy",
+    "train_classifier",
+]
+
 
 class LeNet5(nn.Module):
     r"""

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+__all__ = [
+    "HtmlReport",
+]
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { border-bottom: 2px solid #ccc; padding-bottom: .3rem; }

@@ -18,8 +18,23 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from captum_netinv._utils import eval_mode
+
 if TYPE_CHECKING:
-    from captum_netinv.recognition.explanations import Explanations
+    from captum_netinv.inversion import NetworkInversion
+    from captum_netinv.recognition import Explanations
+
+__all__ = [
+    "FigureAxes",
+    "FigureAxis",
+    "visualize_activation_distribution",
+    "visualize_class_samples",
+    "visualize_image_grid",
+    "visualize_inversion",
+    "visualize_neuron_explanation",
+    "visualize_top_activating",
+    "visualize_training_curves",
+]
 
 FigureAxis = tuple[Figure, Axes]
 FigureAxes = tuple[Figure, np.ndarray]
@@ -158,6 +173,54 @@ def visualize_class_samples(
     )
 
 
+def visualize_inversion(
+    inversion: NetworkInversion,
+    n_per_class: int = 8,
+    seed: int | None = 0,
+    class_names: Sequence[str] | None = None,
+    plt_fig_axis: FigureAxes | None = None,
+    use_pyplot: bool = True,
+    title: str | None = "generated samples per class",
+) -> FigureAxes:
+    r"""
+    Grid of a :class:`~captum_netinv.NetworkInversion`'s samples, one row per class, each
+    titled with the model's confidence in its class (:func:`visualize_class_samples`).
+
+    Args:
+        inversion (NetworkInversion): The inversion (fitted first if it is not).
+        n_per_class (int, optional): Samples per class. Default: 8
+        seed (int, optional): Seed of the samples. Default: 0
+        class_names (sequence of str, optional): Row labels.
+        plt_fig_axis, use_pyplot, title: As in :func:`visualize_image_grid`.
+
+    Returns:
+        *tuple* of **figure** and **axes**.
+
+    Examples::
+
+        >>> fig, axes = visualize_inversion(inversion, n_per_class=4, use_pyplot=False)
+    """
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
+        raise ValueError(f"`n_per_class` must be an int >= 1, got {n_per_class!r}")
+    num_classes = inversion.num_classes
+    if num_classes is None or inversion.input_shape is None:
+        raise ValueError("the inversion's input shape is unknown: fit it first")
+    targets = torch.arange(num_classes).repeat_interleave(n_per_class)
+    samples = inversion.attribute(target=targets, seed=seed)
+    with torch.no_grad(), eval_mode(inversion.forward_func):
+        probabilities = inversion.forward_func(samples).softmax(dim=1).cpu()
+    confidences = probabilities[torch.arange(len(targets)), targets]
+    pixels = inversion.to_pixel_space(samples).cpu()
+    return visualize_class_samples(
+        pixels.view(num_classes, n_per_class, *inversion.input_shape),
+        confidences.view(num_classes, n_per_class),
+        class_names=class_names,
+        plt_fig_axis=plt_fig_axis,
+        use_pyplot=use_pyplot,
+        title=title,
+    )
+
+
 def visualize_activation_distribution(
     activations: Tensor | np.ndarray,
     mask: Tensor | np.ndarray,
@@ -203,14 +266,8 @@ def visualize_activation_distribution(
     suffix = f" (AUC {auc:.3f})" if auc is not None else ""
     axis.hist(values[~present], bins=edges, alpha=0.6, density=True, label="rest")
     axis.hist(values[present], bins=edges, alpha=0.6, density=True, label=f"{label}{suffix}")
-    axis.set_xlabel("activation")
     axis.set_ylabel("density")
-    axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    if use_pyplot:
-        plt.show()
-    return fig, axis
+    return _finished(fig, axis, "activation", title, use_pyplot)
 
 
 def visualize_training_curves(
@@ -244,13 +301,7 @@ def visualize_training_curves(
     fig, axis = _create_default_plot(plt_fig_axis, use_pyplot, fig_size)
     for name in names:
         axis.plot(np.arange(1, len(history[name]) + 1), np.asarray(history[name]), label=name)
-    axis.set_xlabel("step")
-    axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    if use_pyplot:
-        plt.show()
-    return fig, axis
+    return _finished(fig, axis, "step", title, use_pyplot)
 
 
 def visualize_neuron_explanation(
@@ -320,13 +371,12 @@ def visualize_top_activating(
     title: str | None = None,
 ) -> FigureAxes:
     r"""
-    Grid of the ``k`` inputs on which a neuron activates most, each titled with the concepts it
-    shows (at most ``max_labels`` names, then ``+n``) or, without labels, its activation.
+    The ``k`` inputs on which a neuron activates most, titled with the concepts they show (at
+    most ``max_labels`` names, then ``+n``) or, without labels, with their activation.
 
     Args:
-        activations (Explanations, Tensor or ndarray): An :class:`Explanations` (its kept
-                    activations, labels and concept names are used, and the formula titles the
-                    figure), or ``(N, K)`` activations (column = neuron) or ``(N,)`` ones.
+        activations (Explanations, Tensor or ndarray): An :class:`Explanations` (its
+                    activations, labels, names and formula are used), or ``(N, K)`` / ``(N,)``.
         neuron (int): The neuron.
         inputs (Tensor): ``(N, C, H, W)`` images, the samples of the activations.
         concepts (Tensor or ndarray, optional): ``(N, C)`` binary labels; with an
@@ -343,15 +393,11 @@ def visualize_top_activating(
 
     Examples::
 
-        >>> images = torch.rand(100, 1, 28, 28)
-        >>> fig, axes = visualize_top_activating(torch.randn(100, 8), 3, images, k=9,
-        ...                                      use_pyplot=False)
+        >>> fig, axes = visualize_top_activating(torch.randn(100, 8), 3, images, k=9)
     """
-    from captum_netinv.recognition.explanations import Explanations
-
     heading = f"neuron {neuron}: top {k} activations"
     names: Sequence[str] | None
-    if isinstance(activations, Explanations):
+    if not isinstance(activations, (Tensor, np.ndarray)):  # Explanations, without importing it
         explanation = activations[neuron]
         values = activations.neuron_activations(neuron)
         labels = concepts if concepts is not None else activations.concepts
@@ -376,21 +422,11 @@ def visualize_top_activating(
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"`k` must be an int >= 1, got {k!r}")
     top = torch.topk(values, min(k, values.shape[0])).indices
-    if labels is not None:
-        shown = torch.as_tensor(labels)[top.to(torch.as_tensor(labels).device)].bool().cpu()
-        names = list(names) if names is not None else [f"c{c}" for c in range(shown.shape[1])]
-        if len(names) != shown.shape[1]:
-            raise ValueError(
-                f"`concept_names` has {len(names)} names for {shown.shape[1]} concepts"
-            )
-        titles = []
-        for row in shown:
-            present = [names[c] for c in torch.nonzero(row).flatten().tolist()]
-            extra = len(present) - max_labels
-            text = ", ".join(present[:max_labels]) + (f" +{extra}" if extra > 0 else "")
-            titles.append(text or "(none)")
-    else:
-        titles = [f"{float(values[index]):.3g}" for index in top]
+    titles = (
+        _concept_titles(labels, names, top, max_labels)
+        if labels is not None
+        else [f"{float(values[index]):.3g}" for index in top]
+    )
     return visualize_image_grid(
         inputs[top.to(inputs.device)],
         ncols=ncols,
@@ -400,3 +436,36 @@ def visualize_top_activating(
         fig_size=fig_size,
         title=title if title is not None else heading,
     )
+
+
+def _finished(
+    fig: Figure, axis: Axes, xlabel: str, title: str | None, use_pyplot: bool
+) -> FigureAxis:
+    """A one-axis plot with its x label, legend and title, shown when ``use_pyplot``."""
+    axis.set_xlabel(xlabel)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    if use_pyplot:
+        plt.show()
+    return fig, axis
+
+
+def _concept_titles(
+    labels: Tensor | np.ndarray,
+    names: Sequence[str] | None,
+    rows: Tensor,
+    max_labels: int,
+) -> list[str]:
+    """For each of ``rows``, the names of the concepts it shows (``max_labels``, then +n)."""
+    shown = torch.as_tensor(labels)[rows.to(torch.as_tensor(labels).device)].bool().cpu()
+    names = list(names) if names is not None else [f"c{c}" for c in range(shown.shape[1])]
+    if len(names) != shown.shape[1]:
+        raise ValueError(f"`concept_names` has {len(names)} names for {shown.shape[1]} concepts")
+    titles = []
+    for row in shown:
+        present = [names[c] for c in torch.nonzero(row).flatten().tolist()]
+        extra = len(present) - max_labels
+        text = ", ".join(present[:max_labels]) + (f" +{extra}" if extra > 0 else "")
+        titles.append(text or "(none)")
+    return titles

@@ -1,13 +1,16 @@
-"""Shared fixtures: package-shipped MNIST digits and a small CNN trained on them once a session."""
+"""Shared fixtures: package-shipped MNIST digits, a small CNN trained on them, its inversion."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor
 
 from captum_netinv.data import load_mnist
-from captum_netinv.models import LeNet5, accuracy, train_classifier
+from captum_netinv.inversion import NetworkInversion
+from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier
 
 TRAIN_SIZE = 4000
 
@@ -29,6 +32,39 @@ def trained_lenet(digits: tuple[Tensor, Tensor]) -> LeNet5:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
+
+
+FIT = {"steps": 150, "batch_size": 32, "seed": 0, "progress": False}
+
+
+@pytest.fixture(scope="session")
+def fitted(trained_lenet: LeNet5) -> NetworkInversion:
+    """A NetworkInversion of the fixture LeNet-5, fitted for 150 steps of 32 samples."""
+    inversion = NetworkInversion(trained_lenet, input_shape=(1, 28, 28))
+    inversion.fit(**FIT)  # type: ignore[arg-type]
+    return inversion
+
+
+@pytest.fixture(scope="session")
+def verifier(digits: tuple[Tensor, Tensor]) -> MLP:
+    """An MLP trained on the same 4,000 digits: a second opinion on generated samples."""
+    images, labels = digits
+    torch.manual_seed(1)
+    model = train_classifier(MLP(), images[:4000], labels[:4000], epochs=3)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def _predict(model: Callable, samples: Tensor) -> Tensor:
+    with torch.no_grad():
+        return model(samples).argmax(dim=1)
+
+
+@pytest.fixture
+def predict() -> Callable[[Callable, Tensor], Tensor]:
+    """``predict(model, samples)``: the model's argmax class of each sample."""
+    return _predict
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

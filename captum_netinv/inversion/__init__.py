@@ -1,7 +1,7 @@
 """Network inversion (Suhail & Sethi, 2024): a conditioned generator that inverts a classifier.
 
-:class:`NetworkInversion` is the attribution class; the modules beside it hold the conditioning,
-the default generator and the loss terms.
+:class:`NetworkInversion` is the attribution class; the modules beside it hold one idea each:
+settings, conditioning, generator, losses, training, sampling, evaluation, checkpoint, counterfeits.
 """
 
 from captum_netinv.inversion.conditioning import (
@@ -11,14 +11,12 @@ from captum_netinv.inversion.conditioning import (
     hot_matrices,
     soft_vectors,
 )
+from captum_netinv.inversion.evaluation import InversionEvaluation
 from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, IMAGE_PRIORS
-from captum_netinv.inversion.network_inversion import (
-    InversionEvaluation,
-    NetworkInversion,
-    NonFiniteLossError,
-    jittered,
-)
+from captum_netinv.inversion.network_inversion import NetworkInversion
+from captum_netinv.inversion.settings import InversionSettings
+from captum_netinv.inversion.training import NonFiniteLossError, jittered
 
 __all__ = [
     "CONDITIONING_MODES",
@@ -27,6 +25,7 @@ __all__ = [
     "ConditionedGenerator",
     "ConditioningBatch",
     "InversionEvaluation",
+    "InversionSettings",
     "NetworkInversion",
     "NonFiniteLossError",
     "draw_conditioning",

@@ -13,6 +13,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+__all__ = [
+    "CONDITIONING_MODES",
+    "ConditioningBatch",
+    "ConditioningMode",
+    "DEFAULT_VECTOR_MARGIN",
+    "DEFAULT_VECTOR_SCALE",
+    "check_conditioning_mode",
+    "draw_conditioning",
+    "hot_matrices",
+    "latent_conditioning_size",
+    "matrix_channel",
+    "soft_vectors",
+]
+
 ConditioningMode = Literal["label", "vector", "matrix", "vector+matrix"]
 CONDITIONING_MODES: tuple[str, ...] = get_args(ConditioningMode)
 #: Standard deviation of the soft vectors' Gaussian draws (benchmarks/bench_inversion.py).
@@ -57,7 +71,8 @@ def check_conditioning_mode(mode: object) -> ConditioningMode:
 def soft_vectors(
     targets: Tensor,
     num_classes: int,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
+    *,
     scale: float = DEFAULT_VECTOR_SCALE,
     margin: float = DEFAULT_VECTOR_MARGIN,
 ) -> Tensor:
@@ -72,7 +87,7 @@ def soft_vectors(
     Args:
         targets (Tensor): ``(B,)`` class indices.
         num_classes (int): Length of each vector.
-        generator (torch.Generator, optional): Source of the Gaussian draws (on the CPU).
+        rng (torch.Generator, optional): Source of the Gaussian draws (on the CPU).
         scale (float, optional): Standard deviation of the draw. Default: 3.0
         margin (float, optional): Lead of the target's logit over the runner-up. Default: 1.0
 
@@ -86,7 +101,7 @@ def soft_vectors(
         tensor([3, 7])
     """
     rows = torch.arange(len(targets))
-    draws = scale * torch.randn(len(targets), num_classes, generator=generator)
+    draws = scale * torch.randn(len(targets), num_classes, generator=rng)
     largest = draws.argmax(dim=1)
     cpu_targets = targets.cpu()
     swapped = draws.clone()
@@ -150,9 +165,10 @@ def draw_conditioning(
     mode: ConditioningMode,
     targets: Tensor,
     num_classes: int,
-    generator: torch.Generator | None = None,
+    *,
     vector_scale: float = DEFAULT_VECTOR_SCALE,
     vector_margin: float = DEFAULT_VECTOR_MARGIN,
+    rng: torch.Generator | None = None,
 ) -> ConditioningBatch:
     r"""
     The conditioning of a batch for ``mode``: soft vectors for ``"vector"`` modes, hot matrices
@@ -162,15 +178,16 @@ def draw_conditioning(
         mode (str): One of :data:`CONDITIONING_MODES`.
         targets (Tensor): ``(B,)`` class indices.
         num_classes (int): Number of classes of the inverted model.
-        generator (torch.Generator, optional): Source of the soft vectors' Gaussian draws.
-        vector_scale (float, optional): Standard deviation of those draws. Default: 3.0
+        vector_scale (float, optional): Standard deviation of the soft vectors' Gaussian
+                    draws. Default: 3.0
         vector_margin (float, optional): Lead of the target's logit. Default: 1.0
+        rng (torch.Generator, optional): Source of those draws.
 
     Returns:
         :class:`ConditioningBatch`.
     """
     vectors = (
-        soft_vectors(targets, num_classes, generator, vector_scale, vector_margin)
+        soft_vectors(targets, num_classes, rng, scale=vector_scale, margin=vector_margin)
         if "vector" in mode
         else None
     )

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_netinv._utils import eval_mode
 from captum_netinv.inversion.conditioning import (
     ConditioningBatch,
     ConditioningMode,
@@ -23,13 +24,20 @@ from captum_netinv.inversion.conditioning import (
     matrix_channel,
 )
 
+__all__ = [
+    "ConditionedGenerator",
+    "DEFAULT_DROPOUT",
+    "check_input_shape",
+    "sampling_mode",
+]
+
 #: Smallest side the default generator supports; it up-samples at least once from half of it.
-MIN_SIDE = 8
+_MIN_SIDE = 8
 #: Feature maps start between 4 and 7 pixels on their short side and double at every stage.
-BASE_SIDE = 4
-WIDEST = 256
-VECTOR_HIDDEN = 128
-NARROWEST = 16
+_BASE_SIDE = 4
+_WIDEST = 256
+_VECTOR_HIDDEN = 128
+_NARROWEST = 16
 #: Dropout rate after every up-sampling stage (benchmarks/bench_inversion.py, RESULTS.md).
 DEFAULT_DROPOUT = 0.3
 
@@ -48,14 +56,14 @@ def check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[i
     return channels, height, width
 
 
-def upsampling_stages(height: int, width: int) -> int:
+def _upsampling_stages(height: int, width: int) -> int:
     r"""Number of 2x up-sampling stages so that the first feature map is 4 to 7 pixels."""
-    if min(height, width) < MIN_SIDE:
+    if min(height, width) < _MIN_SIDE:
         raise ValueError(
-            f"`input_shape` must be at least {MIN_SIDE}x{MIN_SIDE} for the default generator, "
+            f"`input_shape` must be at least {_MIN_SIDE}x{_MIN_SIDE} for the default generator, "
             f"got {height}x{width}; pass your own `generator`"
         )
-    return max(1, int(math.floor(math.log2(min(height, width) / BASE_SIDE))))
+    return max(1, int(math.floor(math.log2(min(height, width) / _BASE_SIDE))))
 
 
 class ConditionedGenerator(nn.Module):
@@ -108,10 +116,10 @@ class ConditionedGenerator(nn.Module):
         self.mode = check_conditioning_mode(conditioning)
         self.output_size = (height, width)
         self.input_range = (float(input_range[0]), float(input_range[1]))
-        stages = upsampling_stages(height, width)
+        stages = _upsampling_stages(height, width)
         self.base_size = (math.ceil(height / 2**stages), math.ceil(width / 2**stages))
-        widths = [min(WIDEST, 32 * 2 ** (stages - 1))]
-        widths += [max(NARROWEST, widths[0] // 2 ** (i + 1)) for i in range(stages)]
+        widths = [min(_WIDEST, 32 * 2 ** (stages - 1))]
+        widths += [max(_NARROWEST, widths[0] // 2 ** (i + 1)) for i in range(stages)]
         sizes = [(self.base_size[0] * 2**i, self.base_size[1] * 2**i) for i in range(stages + 1)]
         # the first map at least as large as the matrix, so that no row or column is merged
         self.matrix_stage = (
@@ -124,9 +132,9 @@ class ConditionedGenerator(nn.Module):
         # decodes it before it is joined to z
         self.vector_encoder = (
             nn.Sequential(
-                nn.Linear(num_classes, VECTOR_HIDDEN),
+                nn.Linear(num_classes, _VECTOR_HIDDEN),
                 nn.ReLU(),
-                nn.Linear(VECTOR_HIDDEN, num_classes),
+                nn.Linear(_VECTOR_HIDDEN, num_classes),
             )
             if "vector" in self.mode
             else None
@@ -152,20 +160,20 @@ class ConditionedGenerator(nn.Module):
         )
         self.widths = widths
 
-    def forward(self, z: Tensor, conditioning: ConditioningBatch) -> Tensor:
+    def forward(self, z: Tensor, condition: ConditioningBatch) -> Tensor:
         code = z
         if self.embedding is not None:
-            code = torch.cat([z, self.embedding(conditioning.targets)], dim=1)
-        elif self.vector_encoder is not None and conditioning.vectors is not None:
+            code = torch.cat([z, self.embedding(condition.targets)], dim=1)
+        elif self.vector_encoder is not None and condition.vectors is not None:
             # scaled to a mean entry of 1, so that the vector weighs like the unit-variance z
-            vectors = conditioning.vectors * conditioning.vectors.shape[1]
+            vectors = condition.vectors * condition.vectors.shape[1]
             code = torch.cat([z, self.vector_encoder(vectors)], dim=1)
         hidden = self.project(code).view(len(z), self.widths[0], *self.base_size)
         hidden = F.relu(self.project_norm(hidden))
         for index, stage in enumerate(self.stages):
-            stage_input = self._join_matrix(hidden, conditioning, index)
+            stage_input = self._join_matrix(hidden, condition, index)
             hidden = stage(stage_input)
-        hidden = self.to_input(self._join_matrix(hidden, conditioning, len(self.stages)))
+        hidden = self.to_input(self._join_matrix(hidden, condition, len(self.stages)))
         if tuple(hidden.shape[-2:]) != self.output_size:
             hidden = F.interpolate(
                 hidden, size=self.output_size, mode="bilinear", align_corners=False
@@ -173,12 +181,12 @@ class ConditionedGenerator(nn.Module):
         low, high = self.input_range
         return low + (high - low) * torch.sigmoid(hidden)
 
-    def _join_matrix(self, hidden: Tensor, conditioning: ConditioningBatch, index: int) -> Tensor:
+    def _join_matrix(self, hidden: Tensor, condition: ConditioningBatch, index: int) -> Tensor:
         if index != self.matrix_stage:
             return hidden
-        if conditioning.matrices is None:
+        if condition.matrices is None:
             raise ValueError(f"conditioning {self.mode!r} needs hot matrices; none were drawn")
-        channel = matrix_channel(conditioning.matrices, (hidden.shape[-2], hidden.shape[-1]))
+        channel = matrix_channel(condition.matrices, (hidden.shape[-2], hidden.shape[-1]))
         return torch.cat([hidden, channel.to(hidden.dtype)], dim=1)
 
 
@@ -196,14 +204,9 @@ def sampling_mode(generator: nn.Module, dropout_active: bool = True) -> Iterator
     Yields:
         ``generator``.
     """
-    previous = {module: module.training for module in generator.modules()}
-    generator.eval()
-    if dropout_active:
-        for module in generator.modules():
-            if isinstance(module, nn.modules.dropout._DropoutNd):
-                module.train()
-    try:
+    with eval_mode(generator, _is_dropout if dropout_active else None):
         yield generator
-    finally:
-        for module, training in previous.items():
-            module.training = training
+
+
+def _is_dropout(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.dropout._DropoutNd)

@@ -16,6 +16,25 @@ from torch import Tensor, nn
 
 from captum_netinv.inversion.conditioning import ConditioningBatch
 
+__all__ = [
+    "DEFAULT_LOSS_WEIGHTS",
+    "IMAGE_PRIORS",
+    "batchnorm_layers",
+    "batchnorm_statistics",
+    "cosine_similarity",
+    "cross_entropy",
+    "feature_orthogonality",
+    "inversion_loss_terms",
+    "kl_divergence",
+    "pixel_norm",
+    "pixel_range",
+    "record_batchnorm_inputs",
+    "resolve_loss_weights",
+    "total_variation",
+    "weighted_sum",
+    "within_class_diversity",
+]
+
 #: Every loss term's name and its default weight (chosen from benchmarks/bench_inversion.py).
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "cross_entropy": 1.0,

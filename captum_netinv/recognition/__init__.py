@@ -4,10 +4,9 @@ Exposes the Captum attribution class, the search on precomputed activations, its
 formula and rank-statistic building blocks.
 """
 
-from captum_netinv.recognition.explain import explain_activations
 from captum_netinv.recognition.explanations import BeamEntry, Explanation, Explanations
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
-from captum_netinv.recognition.inverse_recognition import InverseRecognition
+from captum_netinv.recognition.inverse_recognition import InverseRecognition, explain_activations
 from captum_netinv.recognition.ranking import (
     MannWhitneyResult,
     mann_whitney_p_values,

@@ -1,7 +1,8 @@
 """Results of INVERT: per neuron the best formula with its AUC, Mann-Whitney test and final beam.
 
-:class:`Explanations` is indexed by neuron, prints as a table, round-trips through JSON, becomes a
-``pandas`` data frame, and keeps the activations and labels it was computed from for the plots.
+:func:`explanations_from_search` decodes a beam search's result into them. :class:`Explanations` is
+indexed by neuron, prints as a table, round-trips through JSON, becomes a ``pandas`` data frame, and
+keeps the activations and labels it was computed from for the plots.
 """
 
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, cast, get_type_hints
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from captum_netinv.recognition.formula import Formula
+from captum_netinv.recognition.ranking import Alternative, mann_whitney_p_values, u_statistic
+from captum_netinv.recognition.search import BeamSearchResult, SearchSettings, formula_from_steps
 
-JSON_FORMAT = "captum_netinv.InverseRecognition/1"
+__all__ = ["BeamEntry", "Explanation", "Explanations", "explanations_from_search"]
+
+_JSON_FORMAT = "captum_netinv.InverseRecognition/1"
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,8 @@ class BeamEntry:
 @dataclass(frozen=True)
 class Explanation:
     r"""
-    The INVERT label of one neuron.
+    The INVERT label of one neuron; the defaults describe a neuron for which no formula was
+    admissible (:meth:`empty`).
 
     Attributes:
         neuron (int): Index of the neuron in its layer.
@@ -51,19 +57,19 @@ class Explanation:
     """
 
     neuron: int
-    formula: Formula | None
-    auc: float
-    p_value: float
-    z: float
-    support: int
-    fraction: float
-    exact_test: bool
-    beam: tuple[BeamEntry, ...]
+    formula: Formula | None = None
+    auc: float = math.nan
+    p_value: float = math.nan
+    z: float = math.nan
+    support: int = 0
+    fraction: float = 0.0
+    exact_test: bool = False
+    beam: tuple[BeamEntry, ...] = ()
 
     @classmethod
     def empty(cls, neuron: int) -> Explanation:
         r"""The explanation of a neuron for which no formula was admissible."""
-        return cls(neuron, None, math.nan, math.nan, math.nan, 0, 0.0, False, ())
+        return cls(neuron)
 
     @property
     def has_formula(self) -> bool:
@@ -80,8 +86,9 @@ class Explanations:
         explanations (sequence of Explanation): One per neuron.
         concept_names (sequence of str): Names of the label columns the formulas index.
         n_samples (int): Number of samples the search ran on.
-        settings (Mapping, optional): Search settings (``formula_length``, ``beam_size``,
-                    ``min_fraction``, ``max_fraction``, ``mode``, ``alternative``).
+        settings (Mapping, optional): Search settings by name (``formula_length``, ``beam_size``,
+                    ``min_fraction``, ``max_fraction``, ``mode``, ``alternative``), as
+                    ``SearchSettings.to_dict()`` gives them.
         activations (Tensor, optional): ``(N, K)`` activations of the whole layer (column =
                     neuron index), kept for plots; not serialized.
         concepts (Tensor, optional): ``(N, C)`` boolean labels, kept for plots; not serialized.
@@ -173,11 +180,11 @@ class Explanations:
         """
         return json.dumps(
             {
-                "format": JSON_FORMAT,
+                "format": _JSON_FORMAT,
                 "concept_names": self.concept_names,
                 "n_samples": self.n_samples,
                 "settings": self.settings,
-                "explanations": [_explanation_record(item) for item in self],
+                "explanations": [_to_record(item) for item in self],
             },
             indent=indent,
         )
@@ -186,34 +193,10 @@ class Explanations:
     def from_json(cls, text: str) -> Explanations:
         r"""Reads explanations written by :meth:`to_json`."""
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
-            raise ValueError(f"`text` is not JSON written by Explanations.to_json ({JSON_FORMAT})")
+        if not isinstance(data, dict) or data.get("format") != _JSON_FORMAT:
+            raise ValueError(f"`text` is not JSON written by Explanations.to_json ({_JSON_FORMAT})")
         names = data["concept_names"]
-
-        def formula(value: str | None) -> Formula | None:
-            return None if value is None else Formula.parse(value, names)
-
-        explanations = [
-            Explanation(
-                neuron=record["neuron"],
-                formula=formula(record["formula"]),
-                auc=_number(record["auc"]),
-                p_value=_number(record["p_value"]),
-                z=_number(record["z"]),
-                support=record["support"],
-                fraction=_number(record["fraction"]),
-                exact_test=record["exact_test"],
-                beam=tuple(
-                    BeamEntry(
-                        Formula.parse(entry["formula"], names),
-                        _number(entry["auc"]),
-                        entry["support"],
-                    )
-                    for entry in record["beam"]
-                ),
-            )
-            for record in data["explanations"]
-        ]
+        explanations = [_from_record(Explanation, record, names) for record in data["explanations"]]
         return cls(explanations, names, n_samples=data["n_samples"], settings=data["settings"])
 
     def to_dataframe(self) -> Any:
@@ -226,31 +209,7 @@ class Explanations:
         except ImportError as error:
             raise ImportError("to_dataframe() needs pandas: pip install pandas") from error
         return pd.DataFrame(
-            [
-                {
-                    "neuron": item.neuron,
-                    "formula": None if item.formula is None else str(item.formula),
-                    "length": 0 if item.formula is None else item.formula.length,
-                    "auc": item.auc,
-                    "p_value": item.p_value,
-                    "z": item.z,
-                    "support": item.support,
-                    "fraction": item.fraction,
-                    "exact_test": item.exact_test,
-                }
-                for item in self
-            ],
-            columns=[
-                "neuron",
-                "formula",
-                "length",
-                "auc",
-                "p_value",
-                "z",
-                "support",
-                "fraction",
-                "exact_test",
-            ],
+            [_table_row(item) for item in self], columns=list(_table_row(Explanation.empty(0)))
         )
 
     def __str__(self) -> str:
@@ -283,34 +242,120 @@ class Explanations:
         )
 
 
-def _explanation_record(item: Explanation) -> dict[str, Any]:
-    return {
-        "neuron": item.neuron,
-        "formula": None if item.formula is None else str(item.formula),
-        "auc": _json_number(item.auc),
-        "p_value": _json_number(item.p_value),
-        "z": _json_number(item.z),
-        "support": item.support,
-        "fraction": _json_number(item.fraction),
-        "exact_test": item.exact_test,
-        "beam": [
-            {
-                "formula": str(entry.formula),
-                "auc": _json_number(entry.auc),
-                "support": entry.support,
-            }
-            for entry in item.beam
-        ],
-    }
+def explanations_from_search(
+    result: BeamSearchResult,
+    neurons: list[int],
+    names: list[str],
+    count: int,
+    settings: SearchSettings,
+) -> list[Explanation]:
+    r"""
+    The explanations a beam search found: per neuron its final beam decoded into formulas and a
+    Mann-Whitney U test of the best formula.
+
+    Args:
+        result (BeamSearchResult): The search's result, one row per neuron.
+        neurons (list of int): The layer index of each row's neuron.
+        names (list of str): The concept names the formulas' steps index.
+        count (int): Number of samples ``N`` the search ran on.
+        settings (SearchSettings): The search's settings (its ``alternative`` is tested).
+
+    Returns:
+        *list* of :class:`Explanation`, in the order of ``neurons``.
+    """
+    # tests only for neurons with a formula; test row `tested[row]` belongs to neuron row `row`
+    has_formula = result.valid[:, 0].numpy()
+    tested = np.cumsum(has_formula) - 1
+    best_counts = result.counts[has_formula, 0].numpy()
+    tests = mann_whitney_p_values(
+        u_statistic(result.rank_sums[has_formula, 0].numpy() / 2.0, best_counts),
+        best_counts,
+        count - best_counts,
+        result.tie_terms[has_formula].numpy(),
+        cast(Alternative, settings.alternative),
+    )
+    explanations = []
+    for row, neuron in enumerate(neurons):
+        beam = tuple(
+            BeamEntry(
+                formula_from_steps(result.steps[row, slot].tolist(), names),
+                float(result.auc[row, slot]),
+                int(result.counts[row, slot]),
+            )
+            for slot in range(result.valid.shape[1])
+            if bool(result.valid[row, slot])
+        )
+        if not beam:
+            explanations.append(Explanation.empty(neuron))
+            continue
+        explanations.append(
+            Explanation(
+                neuron=neuron,
+                formula=beam[0].formula,
+                auc=beam[0].auc,
+                p_value=float(tests.p_value[tested[row]]),
+                z=float(tests.z[tested[row]]),
+                support=beam[0].support,
+                fraction=beam[0].support / count,
+                exact_test=bool(tests.exact[tested[row]]),
+                beam=beam,
+            )
+        )
+    return explanations
 
 
-def _json_number(value: float) -> float | str:
-    """JSON has no nan / infinity: those are written as the strings ``"nan"``, ``"inf"``."""
-    return value if math.isfinite(value) else str(value)
+def _table_row(item: Explanation) -> dict[str, Any]:
+    """The fields of an explanation but its beam, the formula as text followed by its length."""
+    row: dict[str, Any] = {}
+    for field in fields(item):
+        value = getattr(item, field.name)
+        if field.name == "formula":
+            row["formula"] = None if value is None else str(value)
+            row["length"] = 0 if value is None else value.length
+        elif field.name != "beam":
+            row[field.name] = value
+    return row
 
 
-def _number(value: float | str) -> float:
-    return float(value)
+def _to_record(item: Explanation | BeamEntry) -> dict[str, Any]:
+    """The fields of an explanation or beam entry as JSON values."""
+    return {field.name: _json_value(getattr(item, field.name)) for field in fields(item)}
+
+
+def _json_value(value: Any) -> Any:
+    """Formulas as their text, the beam as records, and nan / infinity (which JSON lacks) as the
+    strings ``"nan"``, ``"inf"``."""
+    if isinstance(value, Formula):
+        return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, tuple):
+        return [_to_record(entry) for entry in value]
+    return value
+
+
+def _from_record(kind: type[Any], record: Mapping[str, Any], names: Sequence[str]) -> Any:
+    """The :class:`Explanation` or :class:`BeamEntry` that :func:`_to_record` wrote."""
+    hints = get_type_hints(kind)
+    return kind(
+        **{
+            field.name: _from_json_value(hints[field.name], record[field.name], names)
+            for field in fields(kind)
+        }
+    )
+
+
+def _from_json_value(hint: Any, value: Any, names: Sequence[str]) -> Any:
+    """A value of :func:`_json_value` back as the field's type ``hint`` asks."""
+    if value is None:
+        return None
+    if hint is float:
+        return float(value)
+    if hint in (Formula, Formula | None):
+        return Formula.parse(value, names)
+    if hint == tuple[BeamEntry, ...]:
+        return tuple(_from_record(BeamEntry, entry, names) for entry in value)
+    return value
 
 
 def _preview(values: list[int], limit: int = 10) -> str:

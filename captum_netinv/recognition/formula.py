@@ -2,36 +2,49 @@
 
 Formulas are immutable trees; ``str()`` writes them with the fewest parentheses that keep the tree
 (``~`` binds tighter than ``&``, which binds tighter than ``|``) and :meth:`Formula.parse` reads
-that text back without ``eval``.
+that text back without ``eval``. Every walk over a tree (parsing, printing, evaluating, comparing)
+uses an explicit stack, so neither depth nor length meets Python's recursion limit.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import numpy as np
 from torch import Tensor
 
+__all__ = ["And", "Atom", "Formula", "LabelMatrix", "Not", "Or"]
+
+#: A label matrix a formula is evaluated on: a tensor or an array.
 LabelMatrix = TypeVar("LabelMatrix", Tensor, np.ndarray)
 
 #: Characters with a meaning in formula text; names holding one are written in double quotes.
 _OPERATOR_CHARACTERS = frozenset('()&|~"\\')
 _TOKEN = re.compile(
-    r'\s*(?:(?P<operator>[()&|~])|"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<name>[^()&|~"]+))'
+    r'\s*(?:(?P<operator>[()&|~])|"(?P<quoted>[^"\\]*(?:\\.[^"\\]*)*)"|(?P<name>[^()&|~"\s][^()&|~"]*))'
 )
+_ESCAPE = re.compile(r"\\(.)")
 
 # binding strength of each node kind; a child is parenthesized when it binds weaker than needed
 _OR, _AND, _NOT, _ATOM = 1, 2, 3, 4
+
+# a piece of text, or a node still to be written in its place
+_Piece: TypeAlias = "str | Formula"
+# kind ("operator" or "name"), value and position of a token in formula text
+_Token: TypeAlias = "tuple[str, str, int]"
 
 
 class Formula(ABC):
     r"""
     A logical formula of concepts: :class:`Atom` (a concept), :class:`Not`, :class:`And` and
     :class:`Or`. Formulas are immutable and hashable; combine them with ``&``, ``|`` and ``~``.
+    Formulas of any depth or length can be built, printed, parsed, compared and evaluated.
 
     Examples::
 
@@ -43,17 +56,38 @@ class Formula(ABC):
         'round & ~digit_1'
     """
 
-    precedence: int = _ATOM
+    # slots: a node holds no ``__dict__``, so deep trees build fast (fewer objects for the GC)
+    __slots__ = ("_length", "_hash", "__weakref__")
+    precedence: ClassVar[int] = _ATOM
+    _length: int
+    _hash: int
+
+    def _cache(self, length: int, hashed: object) -> None:
+        """Stores length and hash: children are complete when a node is built, so O(1) here."""
+        object.__setattr__(self, "_length", length)
+        object.__setattr__(self, "_hash", hash(hashed))
 
     @property
     @abstractmethod
+    def _children(self) -> tuple[Formula, ...]:
+        """The operands, left to right."""
+
+    def _operand(self, operand: object) -> Formula:
+        if not isinstance(operand, Formula):
+            raise TypeError(
+                f"operands of {type(self).__name__} must be Formula, got {type(operand).__name__}"
+            )
+        return operand
+
+    @property
     def length(self) -> int:
         r"""Number of concept occurrences (literals) in the formula."""
+        return self._length
 
     @property
-    @abstractmethod
     def concepts(self) -> frozenset[str]:
         r"""Names of the concepts the formula uses."""
+        return frozenset(node.name for node in _postorder(self) if isinstance(node, Atom))
 
     def evaluate(self, labels: LabelMatrix) -> LabelMatrix:
         r"""
@@ -68,18 +102,64 @@ class Formula(ABC):
         """
         if labels.ndim != 2:
             raise ValueError(f"`labels` must be (samples, concepts), got shape {labels.shape}")
-        return self._evaluate(labels)
+        values: list[LabelMatrix] = []
+        for node in _postorder(self):
+            arity = len(node._children)
+            operands = values[len(values) - arity :]
+            del values[len(values) - arity :]
+            values.append(node._apply(labels, operands))
+        return values[0]
 
     @abstractmethod
-    def _evaluate(self, labels: LabelMatrix) -> LabelMatrix:
-        """``evaluate`` without the shape check, applied to every node."""
+    def _apply(self, labels: LabelMatrix, operands: list[LabelMatrix]) -> LabelMatrix:
+        """This node's samples, given its children's."""
 
-    def _text(self, parent: int, right: bool) -> str:
-        text = str(self)
-        # a right operand of the same strength keeps its parentheses so that parse() rebuilds the
-        # same (left-nested) tree
-        needs = self.precedence < parent or (right and self.precedence == parent < _NOT)
-        return f"({text})" if needs else text
+    @abstractmethod
+    def _str_pieces(self) -> list[_Piece]:
+        """This node's text, with its children in their places."""
+
+    @abstractmethod
+    def _repr_pieces(self) -> list[_Piece]:
+        """This node's ``repr``, with its children in their places."""
+
+    def __str__(self) -> str:
+        return _render(self, lambda node: node._str_pieces())
+
+    def __repr__(self) -> str:
+        return _render(self, lambda node: node._repr_pieces())
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Formula):
+            return NotImplemented
+        pairs: list[tuple[Formula, Formula]] = [(self, other)]
+        while pairs:
+            mine, theirs = pairs.pop()
+            if mine is theirs:
+                continue
+            if (
+                type(mine) is not type(theirs)
+                or mine._hash != theirs._hash
+                or mine._key() != theirs._key()
+            ):
+                return False
+            pairs.extend(zip(mine._children, theirs._children, strict=True))
+        return True
+
+    def _key(self) -> tuple[object, ...]:
+        """What tells apart nodes of the same kind beside their children."""
+        return ()
+
+    def __reduce__(self) -> tuple[Callable[..., Formula], tuple[object, ...]]:
+        # a flat postfix list pickles without recursion, and rebuilding through the
+        # constructors recomputes the cached hash, which differs between interpreter runs
+        steps = [(type(node), len(node._children), *node._key()) for node in _postorder(self)]
+        return _from_postfix, (tuple(steps),)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Formula:
+        return self  # immutable, as str and tuple
 
     def __len__(self) -> int:
         return self.length
@@ -99,7 +179,8 @@ class Formula(ABC):
         Reads a formula written like ``str(formula)``: concept names joined by ``&`` (and), ``|``
         (or), ``~`` (not) and parentheses; ``~`` binds tighter than ``&``, ``&`` tighter than
         ``|``, equal operators group from the left. Names holding one of ``( ) & | ~ "`` are
-        written in double quotes (with ``\"`` and ``\\`` escapes). No ``eval`` is involved.
+        written in double quotes (with ``\"`` and ``\\`` escapes). No ``eval`` is involved, and
+        any text that is not a formula of these names raises ``ValueError``.
 
         Args:
             text (str): The formula.
@@ -119,12 +200,54 @@ class Formula(ABC):
         return _Parser(text, index).parse()
 
 
+def _postorder(root: Formula) -> Iterator[Formula]:
+    """Every node of ``root`` after its children, left to right."""
+    stack: list[tuple[Formula, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded or not node._children:
+            yield node
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node._children))
+
+
+def _render(root: Formula, pieces: Callable[[Formula], list[_Piece]]) -> str:
+    """Joins the pieces of ``root``, each node's pieces replacing the node."""
+    written: list[str] = []
+    stack: list[_Piece] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            written.append(item)
+        else:
+            stack.extend(reversed(pieces(item)))
+    return "".join(written)
+
+
+def _from_postfix(steps: Sequence[tuple[Any, ...]]) -> Formula:
+    """Rebuilds a formula from ``__reduce__``'s steps ``(node type, arity, *key)``."""
+    built: list[Formula] = []
+    for node_type, arity, *key in steps:
+        operands = built[len(built) - arity :]
+        del built[len(built) - arity :]
+        built.append(node_type(*key, *operands))
+    return built[0]
+
+
+def _operand_text(child: Formula, parent: int, right: bool) -> list[_Piece]:
+    # a right operand of the same strength keeps its parentheses so that parse() rebuilds the
+    # same (left-nested) tree
+    needs = child.precedence < parent or (right and child.precedence == parent < _NOT)
+    return ["(", child, ")"] if needs else [child]
+
+
 def _name_index(concept_names: Sequence[str]) -> dict[str, int]:
     names = list(concept_names)
     index = {name: position for position, name in enumerate(names)}
     if len(index) != len(names):
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        raise ValueError(f"`concept_names` must be unique, got duplicates {duplicates}")
+        duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+        raise ValueError(f"`concept_names` must be unique, got duplicates {_preview(duplicates)}")
     return index
 
 
@@ -135,7 +258,7 @@ def _name_text(name: str) -> str:
     return f'"{escaped}"'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
 class Atom(Formula):
     r"""
     A concept: the samples where label column ``index`` is set.
@@ -148,171 +271,233 @@ class Atom(Formula):
     index: int
     name: str
 
-    @property
-    def length(self) -> int:
-        return 1
+    def __post_init__(self) -> None:
+        self._cache(1, ("Atom", self.index, self.name))
 
     @property
-    def concepts(self) -> frozenset[str]:
-        return frozenset((self.name,))
+    def _children(self) -> tuple[Formula, ...]:
+        return ()
 
-    def _evaluate(self, labels: LabelMatrix) -> LabelMatrix:
+    def _key(self) -> tuple[object, ...]:
+        return (self.index, self.name)
+
+    def _apply(self, labels: LabelMatrix, operands: list[LabelMatrix]) -> LabelMatrix:
         if not 0 <= self.index < labels.shape[1]:
             raise ValueError(
-                f"concept {self.name!r} is column {self.index} but `labels` has "
+                f"concept {_excerpt(self.name)} is column {self.index} but `labels` has "
                 f"{labels.shape[1]} columns"
             )
         return labels[:, self.index] != 0
 
-    def __str__(self) -> str:
-        return _name_text(self.name)
+    def _str_pieces(self) -> list[_Piece]:
+        return [_name_text(self.name)]
+
+    def _repr_pieces(self) -> list[_Piece]:
+        return [f"{type(self).__qualname__}(index={self.index!r}, name={self.name!r})"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
 class Not(Formula):
     r"""Negation: the samples where ``operand`` does not hold."""
 
     operand: Formula
-    precedence = _NOT
+    precedence: ClassVar[int] = _NOT
+
+    def __post_init__(self) -> None:
+        operand = self._operand(self.operand)
+        self._cache(operand._length, ("Not", operand._hash))
 
     @property
-    def length(self) -> int:
-        return self.operand.length
+    def _children(self) -> tuple[Formula, ...]:
+        return (self.operand,)
 
-    @property
-    def concepts(self) -> frozenset[str]:
-        return self.operand.concepts
+    def _apply(self, labels: LabelMatrix, operands: list[LabelMatrix]) -> LabelMatrix:
+        return ~operands[0]
 
-    def _evaluate(self, labels: LabelMatrix) -> LabelMatrix:
-        return ~self.operand._evaluate(labels)
+    def _str_pieces(self) -> list[_Piece]:
+        return ["~", *_operand_text(self.operand, _NOT, right=False)]
 
-    def __str__(self) -> str:
-        return "~" + self.operand._text(_NOT, right=False)
+    def _repr_pieces(self) -> list[_Piece]:
+        return [f"{type(self).__qualname__}(operand=", self.operand, ")"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
 class _Binary(Formula):
     left: Formula
     right: Formula
-    symbol = ""
+    symbol: ClassVar[str] = ""
+    #: The elementwise operation on the two operands' masks.
+    combine: ClassVar[Callable[[Any, Any], Any]]
+
+    def __init_subclass__(
+        cls, symbol: str = "", precedence: int = 0, combine: Callable | None = None
+    ) -> None:
+        # dataclass(slots=True) builds each class again without these arguments: keep them
+        if combine is not None:
+            cls.symbol, cls.precedence, cls.combine = symbol, precedence, combine
+
+    def __post_init__(self) -> None:
+        left, right = self._operand(self.left), self._operand(self.right)
+        self._cache(left._length + right._length, (self.symbol, left._hash, right._hash))
 
     @property
-    def length(self) -> int:
-        return self.left.length + self.right.length
+    def _children(self) -> tuple[Formula, ...]:
+        return (self.left, self.right)
 
-    @property
-    def concepts(self) -> frozenset[str]:
-        return self.left.concepts | self.right.concepts
+    def _str_pieces(self) -> list[_Piece]:
+        return [
+            *_operand_text(self.left, self.precedence, right=False),
+            f" {self.symbol} ",
+            *_operand_text(self.right, self.precedence, right=True),
+        ]
 
-    def __str__(self) -> str:
-        left = self.left._text(self.precedence, right=False)
-        right = self.right._text(self.precedence, right=True)
-        return f"{left} {self.symbol} {right}"
+    def _repr_pieces(self) -> list[_Piece]:
+        return [f"{type(self).__qualname__}(left=", self.left, ", right=", self.right, ")"]
+
+    def _apply(self, labels: LabelMatrix, operands: list[LabelMatrix]) -> LabelMatrix:
+        return type(self).combine(operands[0], operands[1])
 
 
-@dataclass(frozen=True)
-class And(_Binary):
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class And(_Binary, symbol="&", precedence=_AND, combine=operator.and_):
     r"""Conjunction: the samples where both ``left`` and ``right`` hold."""
 
-    precedence = _AND
-    symbol = "&"
 
-    def _evaluate(self, labels: LabelMatrix) -> LabelMatrix:
-        return self.left._evaluate(labels) & self.right._evaluate(labels)
-
-
-@dataclass(frozen=True)
-class Or(_Binary):
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Or(_Binary, symbol="|", precedence=_OR, combine=operator.or_):
     r"""Disjunction: the samples where ``left`` or ``right`` holds."""
 
-    precedence = _OR
-    symbol = "|"
 
-    def _evaluate(self, labels: LabelMatrix) -> LabelMatrix:
-        return self.left._evaluate(labels) | self.right._evaluate(labels)
+_BINARY: dict[str, type[_Binary]] = {"&": And, "|": Or}
+
+
+def _tokens(text: str) -> Iterator[_Token]:
+    """``(kind, value, position)`` of each operator (``kind`` "operator") and name in ``text``,
+    read as they are needed: bad text fails at its first bad token, however long it is."""
+    # trailing blanks match no token: the text ends before them (re's \s is str.isspace)
+    end = len(text.rstrip())
+    position = 0
+    for match in _TOKEN.finditer(text, 0, end):
+        if match.start() != position:
+            break
+        kind = "operator" if match.lastgroup == "operator" else "name"
+        if match.lastgroup == "quoted":
+            yield kind, _ESCAPE.sub(r"\1", match.group("quoted")), match.start("quoted") - 1
+        else:
+            yield kind, match.group(kind).strip(), match.start(kind)
+        position = match.end()
+    if position < end:
+        # only a '"' after blanks that opens no well-formed quoted name matches no token
+        start = text.index('"', position)
+        raise ValueError(
+            f"`text` {_excerpt(text)}: cannot read a formula at position {start}: expected "
+            f"a name in double quotes ending with '\"', found {_excerpt(text[start:], 20)}"
+        )
 
 
 class _Parser:
-    """Recursive descent over ``or := and ('|' and)*``, ``and := not ('&' not)*``,
-    ``not := '~' not | '(' or ')' | name``."""
+    """Operator precedence parsing with explicit stacks (so no depth limit) of
+    ``or := and ('|' and)*``, ``and := not ('&' not)*``, ``not := '~' not | '(' or ')' | name``."""
 
     def __init__(self, text: str, index: dict[str, int]) -> None:
         self.text = text
         self.index = index
-        self.tokens: list[tuple[str, str]] = []
-        position = 0
-        while position < len(text):
-            if text[position:].strip() == "":
-                break
-            match = _TOKEN.match(text, position)
-            if match is None:
-                raise ValueError(f"`text` {text!r}: cannot read a formula at position {position}")
-            if match.group("operator") is not None:
-                self.tokens.append(("operator", match.group("operator")))
-            elif match.group("quoted") is not None:
-                self.tokens.append(("name", re.sub(r"\\(.)", r"\1", match.group("quoted"))))
-            else:
-                self.tokens.append(("name", match.group("name").strip()))
-            position = match.end()
-        self.position = 0
-
-    def _peek(self) -> str | None:
-        if self.position < len(self.tokens) and self.tokens[self.position][0] == "operator":
-            return self.tokens[self.position][1]
-        return None
-
-    def _fail(self, expected: str) -> ValueError:
-        found = (
-            repr(self.tokens[self.position][1])
-            if self.position < len(self.tokens)
-            else "the end of the text"
-        )
-        return ValueError(f"`text` {self.text!r}: expected {expected}, found {found}")
+        self.token: _Token | None = None
+        self.operands: list[Formula] = []
+        # "~", "(", "&" and "|" still waiting for their operands
+        self.operators: list[str] = []
+        self.open_groups = 0
+        # one Atom per concept: formulas are immutable, so their nodes can be shared
+        self.atoms: dict[str, Atom] = {}
 
     def parse(self) -> Formula:
-        formula = self._or()
-        if self.position != len(self.tokens):
-            raise self._fail("an operator '&' or '|'")
-        return formula
-
-    def _or(self) -> Formula:
-        formula = self._and()
-        while self._peek() == "|":
-            self.position += 1
-            formula = Or(formula, self._and())
-        return formula
-
-    def _and(self) -> Formula:
-        formula = self._not()
-        while self._peek() == "&":
-            self.position += 1
-            formula = And(formula, self._not())
-        return formula
-
-    def _not(self) -> Formula:
-        if self.position >= len(self.tokens):
+        expect_operand = True
+        for token in _tokens(self.text):
+            self.token = token
+            kind, value, _ = token
+            if expect_operand:
+                expect_operand = self._read_operand(kind, value)
+            else:
+                expect_operand = self._read_operator(kind, value)
+        self.token = None
+        if expect_operand:
             raise self._fail("a concept name, '~' or '('")
-        kind, value = self.tokens[self.position]
-        self.position += 1
+        if self.open_groups:
+            raise self._fail("')'")
+        self._reduce(_OR)
+        return self.operands[0]
+
+    def _read_operand(self, kind: str, value: str) -> bool:
+        """Reads a token where an operand starts; whether an operand is still expected."""
         if kind == "name":
-            if value not in self.index:
-                raise ValueError(
-                    f"`text` {self.text!r} names the unknown concept {value!r}; known concepts: "
-                    f"{_preview(list(self.index))}"
-                )
-            return Atom(self.index[value], value)
-        if value == "~":
-            return Not(self._not())
-        if value == "(":
-            formula = self._or()
-            if self._peek() != ")":
-                raise self._fail("')'")
-            self.position += 1
-            return formula
-        self.position -= 1
+            self.operands.append(self._atom(value))
+            self._close_negations()
+            return False
+        if value in ("~", "("):
+            self.operators.append(value)
+            self.open_groups += value == "("
+            return True
         raise self._fail("a concept name, '~' or '('")
+
+    def _atom(self, name: str) -> Atom:
+        atom = self.atoms.get(name)
+        if atom is None:
+            if name not in self.index:
+                raise ValueError(
+                    f"`text` {_excerpt(self.text)} names the unknown concept {_excerpt(name)}; "
+                    f"known concepts: {_preview(list(self.index))}"
+                )
+            atom = self.atoms[name] = Atom(self.index[name], name)
+        return atom
+
+    def _read_operator(self, kind: str, value: str) -> bool:
+        """Reads a token after a complete operand; whether an operand is expected next."""
+        if kind == "operator" and value in _BINARY:
+            self._reduce(_BINARY[value].precedence)
+            self.operators.append(value)
+            return True
+        if kind == "operator" and value == ")" and self.open_groups:
+            self._reduce(_OR)
+            self.operators.pop()
+            self.open_groups -= 1
+            self._close_negations()
+            return False
+        raise self._fail("')'" if self.open_groups else "an operator '&' or '|'")
+
+    def _reduce(self, weakest: int) -> None:
+        """Applies the pending binary operators that bind at least as strongly as ``weakest``."""
+        operators, operands = self.operators, self.operands
+        while operators and operators[-1] in _BINARY:
+            node_type = _BINARY[operators[-1]]
+            if node_type.precedence < weakest:
+                break
+            operators.pop()
+            right = operands.pop()
+            operands.append(node_type(operands.pop(), right))
+
+    def _close_negations(self) -> None:
+        """Applies the ``~`` waiting for the operand just completed."""
+        while self.operators and self.operators[-1] == "~":
+            self.operators.pop()
+            self.operands[-1] = Not(self.operands[-1])
+
+    def _fail(self, expected: str) -> ValueError:
+        if self.token is None:
+            found = "the end of the text"
+        else:
+            _, value, start = self.token
+            found = f"{_excerpt(value, 40)} at position {start}"
+        return ValueError(f"`text` {_excerpt(self.text)}: expected {expected}, found {found}")
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    """``repr(text)``, cut to its first ``limit`` characters when longer: errors quote the input
+    without repeating a megabyte of it."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _preview(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(name if len(name) <= 40 else name[:40] + "..." for name in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -1,7 +1,7 @@
 """InverseRecognition: a Captum layer attribution labeling neurons with formulas of concepts.
 
-The class wires a model's layer to the search: it streams the inputs through the model, reduces
-each neuron's output to one value per sample, and hands the activations to ``explain``.
+The class streams inputs through a model's layer and hands the activations to the same worker as
+:func:`explain_activations`, which checks them, runs the beam search and assembles the results.
 """
 
 from __future__ import annotations
@@ -10,21 +10,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from captum.attr._utils.attribution import LayerAttribution
-from captum.concept import Concept
 from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_netinv._activations import InputSource, Reduction, layer_activations
 from captum_netinv._utils import check_layer_in_model
-from captum_netinv.recognition.explain import (
-    ConceptBatches,
-    ConceptSource,
-    concept_labels,
-    explain,
-)
-from captum_netinv.recognition.explanations import Explanations
-from captum_netinv.recognition.search import check_search_arguments
+from captum_netinv.recognition.concepts import ConceptSource, concept_batches, concept_labels
+from captum_netinv.recognition.explanations import Explanations, explanations_from_search
+from captum_netinv.recognition.search import SearchSettings, beam_search
+
+__all__ = ["InverseRecognition", "explain_activations"]
 
 
 class InverseRecognition(LayerAttribution):
@@ -67,32 +64,28 @@ class InverseRecognition(LayerAttribution):
         inputs: InputSource | None,
         concepts: ConceptSource,
         neurons: int | Sequence[int] | None = None,
-        formula_length: int = 3,
-        beam_size: int = 5,
-        min_fraction: float = 0.0,
-        max_fraction: float = 0.5,
-        mode: str = "positive",
+        formula_length: int = SearchSettings.formula_length,
+        beam_size: int = SearchSettings.beam_size,
+        min_fraction: float = SearchSettings.min_fraction,
+        max_fraction: float = SearchSettings.max_fraction,
+        mode: str = SearchSettings.mode,
         neuron_reduction: Reduction = "mean",
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
         batch_size: int = 256,
         progress: bool = True,
         concept_names: Sequence[str] | None = None,
-        alternative: str | None = None,
+        alternative: str | None = SearchSettings.alternative,
     ) -> Explanations:
         r"""
         Args:
-            inputs (Tensor, Iterable or None): The samples: a tensor (cut into batches of
-                        ``batch_size``) or an iterable of batches such as a ``DataLoader``
-                        (tensors or ``(inputs, labels, ...)`` tuples), streamed so that only the
-                        reduced activations are kept. None when ``concepts`` is a list of
-                        Captum concepts, whose data is used instead.
-            concepts (Tensor, ndarray, Mapping or list of Concept): Which concepts each sample
-                        shows: an ``(N, C)`` binary matrix (names in ``concept_names``), a
-                        mapping name -> ``(N,)`` binary mask, or a list of
-                        ``captum.concept.Concept``; then the samples are the concatenation of
-                        the concepts' ``data_iter`` batches and each sample shows only its own
-                        concept.
+            inputs (Tensor, Iterable or None): The samples: a tensor (in batches of
+                        ``batch_size``) or an iterable of batches (a ``DataLoader``; tensors or
+                        ``(inputs, labels, ...)``), streamed. None with Captum concepts.
+            concepts (Tensor, ndarray, Mapping or list of Concept): An ``(N, C)`` binary
+                        matrix (names in ``concept_names``), a mapping name -> ``(N,)`` mask, or
+                        ``captum.concept.Concept`` s, whose ``data_iter`` batches are then the
+                        samples, each showing only its own concept.
             neurons (int or sequence of int, optional): Neurons to label. Default: all.
             formula_length (int, optional): Longest formula, in literals. Default: 3
             beam_size (int, optional): Formulas kept per level of the beam search. Default: 5
@@ -126,67 +119,179 @@ class InverseRecognition(LayerAttribution):
             >>> concepts, names = digit_concepts(images, labels)
             >>> invert = InverseRecognition(model, model.conv2)
             >>> explanations = invert.attribute(images, concepts, concept_names=names)
-            >>> print(explanations)
             >>> explanations[3].formula, explanations[3].auc
         """
-        settings = check_search_arguments(
+        settings = SearchSettings(
             formula_length, beam_size, min_fraction, max_fraction, mode, alternative
         )
-        concept_data = _concept_data(inputs, concepts)
-        labels: Tensor | np.ndarray | Mapping[str, Any]
-        if concept_data is not None:
-            if concept_names is not None:
-                raise ValueError(
-                    "`concept_names` must be None when `concepts` are captum Concepts: their "
-                    "names are used"
-                )
-            source: InputSource = concept_data
-        else:
-            assert inputs is not None
-            labels, names = concept_labels(concepts, concept_names)  # type: ignore[arg-type]
-            source = inputs
-        activations = layer_activations(
-            self.forward_func,
-            self.layer,
-            source,
+        activations, labels, names = self._activations_and_labels(
+            inputs,
+            concepts,
+            concept_names,
             reduction=neuron_reduction,
             additional_forward_args=additional_forward_args,
             attribute_to_layer_input=attribute_to_layer_input,
-            device_ids=self.device_ids,
             batch_size=batch_size,
             progress=progress,
         )
+        return _label_neurons(
+            activations, labels, names, neurons, settings, device=None, progress=progress
+        )
+
+    def _activations_and_labels(
+        self,
+        inputs: InputSource | None,
+        concepts: ConceptSource,
+        concept_names: Sequence[str] | None,
+        **forward: Any,
+    ) -> tuple[Tensor, Tensor, list[str]]:
+        """The layer's reduced activations on the samples, their label matrix and names."""
+        concept_data = concept_batches(inputs, concepts, concept_names)
+        source: InputSource
+        if concept_data is None:
+            assert inputs is not None  # concept_batches checks it
+            labels, names = concept_labels(concepts, concept_names)  # type: ignore[arg-type]
+            source = inputs
+        else:
+            source = concept_data
+        activations = layer_activations(
+            self.forward_func, self.layer, source, device_ids=self.device_ids, **forward
+        )
         if concept_data is not None:
             labels, names = concept_data.labels(), concept_data.names
-        return explain(
-            activations,
-            labels,
-            concept_names=names,
-            neurons=neurons,
-            settings=settings,
-            device=None,
-            progress=progress,
-            source="inputs",
-        )
+        return activations, labels, names
 
 
-def _concept_data(inputs: InputSource | None, concepts: ConceptSource) -> ConceptBatches | None:
-    """The concepts' data stream when ``concepts`` are captum Concepts, else None."""
-    is_concept_list = isinstance(concepts, (list, tuple)) and any(
-        isinstance(concept, Concept) for concept in concepts
+def explain_activations(
+    activations: Tensor | np.ndarray,
+    concepts: Tensor | np.ndarray | Mapping[str, Any],
+    *,
+    concept_names: Sequence[str] | None = None,
+    formula_length: int = SearchSettings.formula_length,
+    beam_size: int = SearchSettings.beam_size,
+    min_fraction: float = SearchSettings.min_fraction,
+    max_fraction: float = SearchSettings.max_fraction,
+    mode: str = SearchSettings.mode,
+    alternative: str | None = SearchSettings.alternative,
+    neurons: int | Sequence[int] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> Explanations:
+    r"""
+    Labels each neuron of a precomputed activation matrix with the formula of concepts whose
+    presence its activations separate best (INVERT, Bykov et al., NeurIPS 2023), scored by AUC
+    and tested with the Mann-Whitney U test. Gives the same results as
+    :meth:`InverseRecognition.attribute` on the same activations.
+
+    Args:
+        activations (Tensor or ndarray): ``(N, K)`` activations of ``K`` neurons on ``N``
+                    samples (``(N,)`` for one neuron), used as they are (no squashing).
+        concepts (Tensor, ndarray or Mapping): ``(N, C)`` binary labels (bool or 0/1), or a
+                    mapping concept name -> ``(N,)`` binary mask.
+        concept_names (sequence of str, optional): Names of the label columns; only with a
+                    matrix. Default: ``c0``, ``c1``, ...
+        neurons (int or sequence of int, optional): Columns to explain. Default: all.
+        formula_length (int, optional): Longest formula, in literals. Default: 3
+        beam_size (int, optional): Formulas kept per level. Default: 5
+        min_fraction (float, optional): Smallest admissible fraction of samples a formula may
+                    hold. Default: 0.0
+        max_fraction (float, optional): Largest admissible fraction. Default: 0.5
+        mode (str, optional): ``"positive"`` maximizes the AUC (concepts that raise the
+                    activation), ``"negative"`` minimizes it. Default: ``"positive"``
+        alternative (str, optional): P-value test: None for one-sided in the mode's direction,
+                    ``"two-sided"``, ``"greater"`` or ``"less"``. Default: None
+        device (torch.device or str, optional): Where the search runs. Default: the device of
+                    ``activations``.
+        progress (bool, optional): Show a progress bar. Default: False
+
+    Returns:
+        :class:`Explanations`, one per neuron, carrying ``activations`` and the label matrix
+        for plots.
+
+    Examples::
+
+        >>> activations = torch.randn(1000, 4)
+        >>> labels = torch.rand(1000, 6) < 0.2
+        >>> explanations = explain_activations(activations, labels, formula_length=2)
+        >>> print(explanations[0].formula, explanations[0].auc)
+    """
+    settings = SearchSettings(
+        formula_length, beam_size, min_fraction, max_fraction, mode, alternative
     )
-    if is_concept_list:
-        if inputs is not None:
-            raise ValueError(
-                "`inputs` must be None when `concepts` are captum Concepts: the samples are "
-                "the concepts' data"
-            )
-        return ConceptBatches(concepts)  # type: ignore[arg-type]
-    if inputs is None:
+    labels, names = concept_labels(concepts, concept_names)
+    return _label_neurons(
+        activations,
+        labels,
+        names,
+        neurons,
+        settings,
+        device=device,
+        progress=progress,
+        source="activations",
+    )
+
+
+def _label_neurons(
+    activations: Tensor | np.ndarray,
+    labels: Tensor,
+    names: list[str],
+    neurons: int | Sequence[int] | None,
+    settings: SearchSettings,
+    *,
+    device: torch.device | str | None,
+    progress: bool,
+    source: str = "inputs",
+) -> Explanations:
+    r"""
+    :func:`explain_activations` with checked ``settings`` and labels from
+    :func:`~captum_netinv.recognition.concepts.concept_labels`; ``source`` names the argument
+    the activations came from in error messages.
+    """
+    values = torch.as_tensor(activations)
+    if values.dim() == 1:
+        values = values.unsqueeze(1)
+    if values.dim() != 2:
         raise ValueError(
-            "`inputs` is None: give the samples (tensor or DataLoader) that `concepts` labels, "
-            "or pass a list of captum Concepts as `concepts`"
+            f"`{source}` must give (samples, neurons) activations, got shape {tuple(values.shape)}"
         )
-    if isinstance(inputs, Tensor) and inputs.dim() == 0:
-        raise ValueError("`inputs` must hold a batch dimension, got a 0-d tensor")
-    return None
+    if values.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"`concepts` labels {labels.shape[0]} samples but `{source}` holds "
+            f"{values.shape[0]}; they must be the same samples"
+        )
+    if values.dtype == torch.bool or values.is_complex():
+        raise TypeError(f"`{source}` must hold real numbers, got {values.dtype}")
+    chosen = _neuron_indices(neurons, values.shape[1])
+    target = torch.device(device) if device is not None else values.device
+    selected = values[:, chosen].to(target)
+    finite = torch.isfinite(selected).all(dim=0)
+    if not bool(finite.all()):
+        bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]
+        raise ValueError(f"`{source}` holds NaN or infinite values for neurons {bad}")
+    result = beam_search(selected, labels.to(target), settings, progress=progress)
+    return Explanations(
+        explanations_from_search(result, chosen, names, labels.shape[0], settings),
+        names,
+        n_samples=labels.shape[0],
+        settings=settings.to_dict(),
+        activations=values,
+        concepts=labels,
+    )
+
+
+def _neuron_indices(neurons: int | Sequence[int] | Tensor | None, width: int) -> list[int]:
+    r"""The neuron indices to explain, checked against the layer's ``width``."""
+    if neurons is None:
+        return list(range(width))
+    values = torch.as_tensor(neurons).reshape(-1)
+    if values.is_floating_point() or values.dtype == torch.bool or values.numel() == 0:
+        raise TypeError(
+            f"`neurons` must be an int or a non-empty sequence of ints, got {neurons!r}"
+        )
+    indices = values.tolist()
+    wrong = [index for index in indices if not 0 <= index < width]
+    if wrong:
+        raise ValueError(f"`neurons` {wrong} out of range: the layer has {width} neurons")
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"`neurons` must not repeat a neuron, got {indices}")
+    return indices

@@ -8,18 +8,32 @@ neuron is ranked the AUC of any mask is one dot product. P-values follow
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from scipy.special import ndtr
 from torch import Tensor
 
+__all__ = [
+    "ALTERNATIVES",
+    "Alternative",
+    "MannWhitneyResult",
+    "auc_from_rank_sums",
+    "doubled_row_ranks",
+    "mann_whitney_p_values",
+    "mann_whitney_u",
+    "mid_ranks",
+    "rank_auc",
+    "u_statistic",
+]
+
 Alternative = Literal["two-sided", "greater", "less"]
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
 #: ``scipy.stats.mannwhitneyu(method="auto")`` uses the exact null distribution when the smaller
 #: sample has at most this many values and no value is tied.
-EXACT_MAX_SAMPLE = 8
+_EXACT_MAX_SAMPLE = 8
+_Values = TypeVar("_Values", Tensor, np.ndarray)
 
 
 class MannWhitneyResult(NamedTuple):
@@ -61,11 +75,11 @@ def mid_ranks(activations: Tensor) -> tuple[Tensor, Tensor]:
         >>> ranks.tolist(), ties.item()
         ([3.5, 1.0, 3.5, 2.0], 6.0)
     """
-    doubled, tie_terms = doubled_mid_ranks(activations)
+    doubled, tie_terms = _doubled_mid_ranks(activations)
     return doubled / 2.0, tie_terms
 
 
-def doubled_mid_ranks(activations: Tensor) -> tuple[Tensor, Tensor]:
+def _doubled_mid_ranks(activations: Tensor) -> tuple[Tensor, Tensor]:
     r"""
     Twice the mid-ranks of :func:`mid_ranks`: whole numbers in ``float64``, so that sums of them
     (and the AUCs built from those sums) are exact for up to ``9e7`` samples.
@@ -79,11 +93,11 @@ def doubled_mid_ranks(activations: Tensor) -> tuple[Tensor, Tensor]:
 
 def doubled_row_ranks(values: Tensor) -> tuple[Tensor, Tensor]:
     r"""
-    :func:`doubled_mid_ranks` of each *row* of a ``(K, N)`` tensor (rows are contiguous, so
+    Twice the :func:`mid_ranks` of each *row* of a ``(K, N)`` tensor (rows are contiguous, so
     sorting and scanning them is fast), with the tie terms of each row.
     """
     count = values.shape[1]
-    ordered, order = torch.sort(sort_keys(values), dim=1)
+    ordered, order = torch.sort(_sort_keys(values), dim=1)
     positions = torch.arange(count, device=values.device).expand_as(ordered)
     starts_group = torch.ones_like(ordered, dtype=torch.bool)
     starts_group[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -99,7 +113,7 @@ def doubled_row_ranks(values: Tensor) -> tuple[Tensor, Tensor]:
     return doubled, tie_terms
 
 
-def sort_keys(values: Tensor) -> Tensor:
+def _sort_keys(values: Tensor) -> Tensor:
     r"""
     Integers ordered and tied exactly as the finite ``values`` (which sort faster than floats on
     the CPU): the bits of a float reinterpreted as a signed integer, with the order of the
@@ -115,9 +129,38 @@ def sort_keys(values: Tensor) -> Tensor:
     return torch.where(bits < 0, bits ^ magnitude, bits)
 
 
+def u_statistic(rank_sums: _Values, positives: _Values) -> _Values:
+    r"""
+    The Mann-Whitney ``U`` of the positive samples from the sum of their mid-ranks:
+    ``U = R - n+ (n+ + 1) / 2``, elementwise, in ``float64``.
+
+    Args:
+        rank_sums (Tensor or ndarray): Sums ``R`` of the mid-ranks of the positive samples.
+        positives (Tensor or ndarray): Numbers ``n+`` of positive samples (broadcast with
+                    ``rank_sums``; of the same kind, tensor or array).
+
+    Returns:
+        *Tensor* or *ndarray*, as ``rank_sums``, of ``U`` statistics (``scipy.stats.mannwhitneyu``'s
+        ``statistic``).
+
+    Examples::
+
+        >>> u_statistic(torch.tensor([7.0]), torch.tensor([2]))
+        tensor([4.], dtype=torch.float64)
+    """
+    if isinstance(rank_sums, Tensor):
+        sums = rank_sums.to(torch.float64)
+        counts = torch.as_tensor(positives, device=sums.device).to(torch.float64)
+        return sums - counts * (counts + 1.0) / 2.0
+    sums_array = np.asarray(rank_sums, dtype=np.float64)
+    counts_array = np.asarray(positives, dtype=np.float64)
+    return sums_array - counts_array * (counts_array + 1.0) / 2.0
+
+
 def auc_from_rank_sums(rank_sums: Tensor, positives: Tensor, count: int) -> Tensor:
     r"""
-    AUC ``U / (n+ n-)`` of masks from the sums of their samples' mid-ranks.
+    AUC ``U / (n+ n-)`` of masks from the sums of their samples' mid-ranks
+    (:func:`u_statistic`).
 
     Args:
         rank_sums (Tensor): Sums of the mid-ranks of the positive samples.
@@ -128,8 +171,7 @@ def auc_from_rank_sums(rank_sums: Tensor, positives: Tensor, count: int) -> Tens
         *Tensor* of ``float64`` AUCs; ``nan`` where ``n+`` is 0 or ``N``.
     """
     positives = positives.to(torch.float64)
-    u = rank_sums.to(torch.float64) - positives * (positives + 1.0) / 2.0
-    return u / (positives * (count - positives))
+    return u_statistic(rank_sums, positives) / (positives * (count - positives))
 
 
 def rank_auc(activations: Tensor, mask: Tensor) -> Tensor:
@@ -149,10 +191,8 @@ def rank_auc(activations: Tensor, mask: Tensor) -> Tensor:
         >>> rank_auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]).bool())
         tensor(0.7500, dtype=torch.float64)
     """
-    doubled, _ = doubled_mid_ranks(activations)
-    positive = _mask_like(mask, doubled)
-    rank_sums = (doubled * positive).sum(dim=0) / 2.0
-    return auc_from_rank_sums(rank_sums, positive.sum(dim=0), doubled.shape[0])
+    rank_sums, positives, _ = _masked_rank_sums(activations, mask)
+    return auc_from_rank_sums(rank_sums, positives, activations.shape[0])
 
 
 def mann_whitney_u(
@@ -174,16 +214,12 @@ def mann_whitney_u(
     Returns:
         :class:`MannWhitneyResult` of arrays with one value per column.
     """
-    doubled, tie_terms = doubled_mid_ranks(activations)
-    positive = _mask_like(mask, doubled)
-    positives = positive.sum(dim=0)
-    rank_sums = (doubled * positive).sum(dim=0) / 2.0
-    count = doubled.shape[0]
+    rank_sums, positives, tie_terms = _masked_rank_sums(activations, mask)
+    count = activations.shape[0]
     if bool(((positives == 0) | (positives == count)).any()):
         raise ValueError("`mask` must select at least one sample and leave at least one out")
-    u = rank_sums - positives * (positives + 1.0) / 2.0
     return mann_whitney_p_values(
-        u.cpu().numpy(),
+        u_statistic(rank_sums, positives).cpu().numpy(),
         positives.cpu().numpy(),
         (count - positives).cpu().numpy(),
         tie_terms.cpu().numpy(),
@@ -191,7 +227,9 @@ def mann_whitney_u(
     )
 
 
-def _mask_like(mask: Tensor, doubled: Tensor) -> Tensor:
+def _masked_rank_sums(activations: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per column: the mid-rank sum of the samples in ``mask``, their number and the tie terms."""
+    doubled, tie_terms = _doubled_mid_ranks(activations)
     positive = torch.as_tensor(mask, device=doubled.device)
     if positive.shape[0] != doubled.shape[0]:
         raise ValueError(
@@ -199,7 +237,8 @@ def _mask_like(mask: Tensor, doubled: Tensor) -> Tensor:
         )
     if positive.dim() == 1 and doubled.dim() == 2:
         positive = positive.unsqueeze(1)
-    return positive.to(torch.float64)
+    positive = positive.to(torch.float64)
+    return (doubled * positive).sum(dim=0) / 2.0, positive.sum(dim=0), tie_terms
 
 
 def mann_whitney_p_values(
@@ -249,7 +288,7 @@ def mann_whitney_p_values(
         sigma = np.sqrt(n1 * n2 / 12.0 * ((total + 1.0) - ties / (total * (total - 1.0))))
         z = (u1 - mean) / sigma
         p_value = ndtr(-(tested - mean - 0.5) / sigma)
-    exact = (np.minimum(n1, n2) <= EXACT_MAX_SAMPLE) & (ties == 0)
+    exact = (np.minimum(n1, n2) <= _EXACT_MAX_SAMPLE) & (ties == 0)
     for index in np.flatnonzero(exact):
         p_value[index] = _exact_upper_tail(int(n1[index]), int(n2[index]), int(tested[index]))
     p_value = np.clip(p_value * factor, 0.0, 1.0)

@@ -8,39 +8,89 @@ a whole level for all neurons and beam entries is a few matrix products on the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, cast
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_netinv._utils import check_positive_int
-from captum_netinv.recognition.ranking import ALTERNATIVES, Alternative, doubled_row_ranks
+from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
+from captum_netinv.recognition.ranking import ALTERNATIVES, auc_from_rank_sums, doubled_row_ranks
 
-Mode = Literal["positive", "negative"]
-MODES: tuple[str, ...] = ("positive", "negative")
+__all__ = ["BeamSearchResult", "SearchSettings", "beam_search", "formula_from_steps"]
+
+_MODES: tuple[str, ...] = ("positive", "negative")
 #: Kinds of extension of a beam formula by a literal, in the order candidates are enumerated.
-AND_CONCEPT, AND_NOT_CONCEPT, OR_CONCEPT, OR_NOT_CONCEPT = range(4)
+_AND_CONCEPT, _AND_NOT_CONCEPT, _OR_CONCEPT, _OR_NOT_CONCEPT = range(4)
 #: Memory the candidates of one chunk of neurons may take; chunks bound the peak for wide layers.
-CHUNK_BYTES = 256 * 2**20
+_CHUNK_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    r"""Validated settings of the beam search (see :func:`check_search_arguments`)."""
+    r"""
+    The settings of the beam search, validated on creation. Their defaults are written here only:
+    :func:`~captum_netinv.explain_activations` and :meth:`InverseRecognition.attribute
+    <captum_netinv.InverseRecognition.attribute>` take theirs from this class.
 
-    formula_length: int
-    beam_size: int
-    min_fraction: float
-    max_fraction: float
-    mode: Mode
-    alternative: Alternative
+    Args:
+        formula_length (int, optional): Longest formula, in literals. Default: 3
+        beam_size (int, optional): Formulas kept per level. Default: 5
+        min_fraction (float, optional): Smallest admissible fraction of the samples a formula
+                    may hold. Default: 0.0
+        max_fraction (float, optional): Largest admissible fraction. Default: 0.5
+        mode (str, optional): ``"positive"`` seeks the highest AUC, ``"negative"`` the lowest.
+                    Default: ``"positive"``
+        alternative (str, optional): The p-value's test, ``"two-sided"``, ``"greater"`` or
+                    ``"less"``; None becomes the one-sided test in the mode's direction
+                    (``"greater"`` for ``"positive"``, ``"less"`` for ``"negative"``).
+                    Default: None
+    """
+
+    formula_length: int = 3
+    beam_size: int = 5
+    min_fraction: float = 0.0
+    max_fraction: float = 0.5
+    mode: str = "positive"
+    alternative: str | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.formula_length, "formula_length")
+        check_positive_int(self.beam_size, "beam_size")
+        for name in ("min_fraction", "max_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"`{name}` must be a number in [0, 1], got {value!r}")
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1], got {value}")
+            object.__setattr__(self, name, float(value))
+        if self.min_fraction > self.max_fraction:
+            raise ValueError(
+                f"`min_fraction` ({self.min_fraction}) must not exceed `max_fraction` "
+                f"({self.max_fraction})"
+            )
+        if self.mode not in _MODES:
+            raise ValueError(f"`mode` must be one of {_MODES}, got {self.mode!r}")
+        if self.alternative is None:
+            object.__setattr__(
+                self, "alternative", "greater" if self.mode == "positive" else "less"
+            )
+        if self.alternative not in ALTERNATIVES:
+            raise ValueError(
+                f"`alternative` must be None or one of {ALTERNATIVES}, got {self.alternative!r}"
+            )
 
     @property
     def sign(self) -> float:
         r"""+1 when high AUCs are sought, -1 when low ones are."""
         return 1.0 if self.mode == "positive" else -1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""The settings by name, ``alternative`` resolved (as ``Explanations.settings``)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -52,7 +102,8 @@ class BeamSearchResult:
       0 for AND and 1 for OR (ignored on the first step) and ``literal`` ``c`` for concept ``c`` or
       ``C + c`` for its negation; -1 past the formula's length. Formulas nest to the left.
     - **lengths**, **valid**: ``(K, B)`` formula lengths and which slots hold a formula.
-    - **auc**, **counts**, **rank_sums**: ``(K, B)`` float64 AUCs, mask sizes and rank sums.
+    - **auc**, **counts**, **rank_sums**: ``(K, B)`` float64 AUCs, mask sizes and doubled rank
+      sums (sums of twice the mid-ranks: whole numbers).
     - **tie_terms**: ``(K,)`` ``sum(t**3 - t)`` over groups of tied activations.
     """
 
@@ -102,50 +153,6 @@ class _Labels:
     hashes: Tensor
 
 
-def check_search_arguments(
-    formula_length: int,
-    beam_size: int,
-    min_fraction: float,
-    max_fraction: float,
-    mode: str,
-    alternative: str | None,
-) -> SearchSettings:
-    r"""
-    Validates the search arguments shared by :func:`explain_activations` and
-    :meth:`InverseRecognition.attribute`.
-
-    ``alternative=None`` resolves to the one-sided test in the mode's direction (``"greater"``
-    for ``"positive"``, ``"less"`` for ``"negative"``).
-    """
-    check_positive_int(formula_length, "formula_length")
-    check_positive_int(beam_size, "beam_size")
-    for name, value in (("min_fraction", min_fraction), ("max_fraction", max_fraction)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"`{name}` must be a number in [0, 1], got {value!r}")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"`{name}` must be in [0, 1], got {value}")
-    if min_fraction > max_fraction:
-        raise ValueError(
-            f"`min_fraction` ({min_fraction}) must not exceed `max_fraction` ({max_fraction})"
-        )
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
-    if alternative is None:
-        alternative = "greater" if mode == "positive" else "less"
-    if alternative not in ALTERNATIVES:
-        raise ValueError(
-            f"`alternative` must be None or one of {ALTERNATIVES}, got {alternative!r}"
-        )
-    return SearchSettings(
-        formula_length,
-        beam_size,
-        float(min_fraction),
-        float(max_fraction),
-        "positive" if mode == "positive" else "negative",
-        cast(Alternative, alternative),
-    )
-
-
 def beam_search(
     activations: Tensor,
     labels: Tensor,
@@ -168,7 +175,7 @@ def beam_search(
     Args:
         activations (Tensor): ``(N, K)`` finite activations.
         labels (Tensor): ``(N, C)`` boolean concept labels on the same device.
-        settings (SearchSettings): From :func:`check_search_arguments`.
+        settings (SearchSettings): The search settings.
         progress (bool, optional): Show a progress bar over chunks of neurons.
         neurons_per_chunk (int, optional): Neurons searched together. Default: as many as fit
                     in about 256 MiB of candidates.
@@ -219,7 +226,7 @@ def _neurons_per_chunk(count: int, concepts: int, beam_size: int) -> int:
     candidates = beam_size * (4 * concepts + 1)
     # three float64 product columns and two masks per beam entry, ~16 float64 arrays per candidate
     per_neuron = beam_size * count * (3 * 8 + 2) + candidates * 8 * 16
-    return max(1, CHUNK_BYTES // per_neuron)
+    return max(1, _CHUNK_BYTES // per_neuron)
 
 
 def _search_chunk(
@@ -323,8 +330,8 @@ def _next_level(
     parent = torch.where(from_beam, chosen, offset // extended)
     kind = (offset // concepts) % 4
     concept = offset % concepts
-    negated = (kind == AND_NOT_CONCEPT) | (kind == OR_NOT_CONCEPT)
-    joined_by_or = kind >= OR_CONCEPT
+    negated = (kind == _AND_NOT_CONCEPT) | (kind == _OR_NOT_CONCEPT)
+    joined_by_or = kind >= _OR_CONCEPT
 
     parent_masks = beam.masks.gather(1, parent.unsqueeze(-1).expand(-1, -1, count))
     literal_masks = labels.by_concept[concept] ^ negated.unsqueeze(-1)
@@ -356,7 +363,7 @@ def _extensions(
     r"""
     An additive statistic (size, rank sum, hash) of ``m & c``, ``m & ~c``, ``m | c``, ``m | ~c``
     from its value on ``m`` (``(k, B)``), on ``c`` and on ``m & c`` (``(k, B, C)``):
-    ``(k, B, 4, C)`` in the order of :data:`AND_CONCEPT` ... :data:`OR_NOT_CONCEPT`.
+    ``(k, B, 4, C)`` in the order of ``_AND_CONCEPT`` ... ``_OR_NOT_CONCEPT``.
     """
     beam_value = beam_value.unsqueeze(-1)
     concept_value = concept_value.expand_as(both_value)
@@ -378,7 +385,7 @@ def _select(
     """Indices of the best ``beam_size`` admissible distinct candidates per neuron, their
     validity and AUCs; best first, equal scores ordered by length and then by discovery."""
     sizes = candidates.counts
-    auc = (candidates.rank_sums - sizes * (sizes + 1.0)) / (2.0 * sizes * (count - sizes))
+    auc = auc_from_rank_sums(candidates.rank_sums / 2.0, sizes, count)
     fraction = sizes / count
     admissible = (
         candidates.enabled
@@ -410,3 +417,39 @@ def _select(
     chosen = by_length.gather(1, ranking[:, :beam_size])
     valid = ranked_scores[:, :beam_size] > -torch.inf
     return chosen, valid, auc.gather(1, chosen)
+
+
+def formula_from_steps(steps: Sequence[int], names: Sequence[str]) -> Formula:
+    r"""
+    The formula that :class:`BeamSearchResult` encodes as steps ``operator * 2C + literal``
+    (see there), nested to the left.
+
+    Args:
+        steps (sequence of int): One formula's steps; the first negative one ends it.
+        names (sequence of str): The ``C`` concept names.
+
+    Returns:
+        :class:`~captum_netinv.Formula`.
+
+    Examples::
+
+        >>> str(formula_from_steps([0, 2 * 2 + 3, -1], ["a", "b"]))
+        'a | ~b'
+    """
+    concepts = len(names)
+    formula: Formula | None = None
+    for step in steps:
+        if step < 0:
+            break
+        operator, literal = divmod(step, 2 * concepts)
+        concept = literal % concepts
+        term: Formula = Atom(concept, names[concept])
+        if literal >= concepts:
+            term = Not(term)
+        if formula is None:
+            formula = term
+        else:
+            formula = Or(formula, term) if operator else And(formula, term)
+    if formula is None:
+        raise ValueError(f"`steps` {list(steps)} encode no formula")
+    return formula

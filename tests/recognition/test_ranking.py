@@ -13,6 +13,7 @@ from captum_netinv.recognition.ranking import (
     mann_whitney_u,
     mid_ranks,
     rank_auc,
+    u_statistic,
 )
 
 ALTERNATIVES = ["greater", "less", "two-sided"]
@@ -120,3 +121,19 @@ def test_mid_ranks_of_signed_zeros_extremes_and_integers_match_scipy(dtype: torc
     ranks, _ = mid_ranks(values)
     expected = rankdata(values.to(torch.float64).numpy())
     np.testing.assert_array_equal(ranks.numpy(), expected)
+
+
+def test_u_statistic_of_tensors_and_arrays_matches_scipy() -> None:
+    values, masks = _tied_data(300, 8, seed=5)
+    ranks = rankdata(values, axis=0)
+    rank_sums = (ranks * masks).sum(axis=0)
+    positives = masks.sum(axis=0)
+    expected = [
+        mannwhitneyu(values[masks[:, k], k], values[~masks[:, k], k]).statistic
+        for k in range(values.shape[1])
+    ]
+    from_arrays = u_statistic(rank_sums, positives)
+    from_tensors = u_statistic(torch.as_tensor(rank_sums), torch.as_tensor(positives))
+    assert isinstance(from_arrays, np.ndarray) and from_tensors.dtype == torch.float64
+    np.testing.assert_array_equal(from_arrays, expected)
+    np.testing.assert_array_equal(from_tensors.numpy(), expected)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -10,21 +13,11 @@ import torch
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
-from captum_netinv.recognition import explain_activations
+from captum_netinv.recognition import InverseRecognition, explain_activations
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
-from captum_netinv.recognition.search import beam_search, check_search_arguments
+from captum_netinv.recognition.search import SearchSettings, beam_search, formula_from_steps
 
 NAMES = ["a", "b", "c", "d", "e"]
-
-
-def _data(samples: int = 400, neurons: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.rand(samples, len(NAMES), generator=generator) < torch.tensor(
-        [0.3, 0.45, 0.2, 0.6, 0.1]
-    )
-    activations = torch.randn(samples, neurons, generator=generator).round(decimals=1)
-    activations += labels.float() @ torch.randn(len(NAMES), neurons, generator=generator)
-    return activations, labels
 
 
 def _all_formulas(names: list[str], length: int) -> list[Formula]:
@@ -55,8 +48,10 @@ def _brute_force(
 
 
 @pytest.mark.parametrize("max_fraction", [1.0, 0.5])
-def test_wide_beam_finds_the_brute_force_optimum(max_fraction: float) -> None:
-    activations, labels = _data()
+def test_wide_beam_finds_the_brute_force_optimum(
+    max_fraction: float, synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+) -> None:
+    activations, labels = synthetic()
     best, worst = _brute_force(activations, labels, 0.0, max_fraction)
     # with every literal admissible and in the beam, every length-2 formula is scored
     for mode, optimum in (("positive", best), ("negative", worst)):
@@ -84,8 +79,10 @@ def test_wide_beam_finds_the_brute_force_optimum(max_fraction: float) -> None:
             assert item.auc == pytest.approx(roc_auc_score(mask, column), abs=1e-12)
 
 
-def test_every_beam_entry_scores_its_own_mask() -> None:
-    activations, labels = _data(samples=600, neurons=3, seed=3)
+def test_every_beam_entry_scores_its_own_mask(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=600, neurons=3, seed=3)
     found = explain_activations(
         activations, labels, concept_names=NAMES, formula_length=3, beam_size=6, max_fraction=0.9
     )
@@ -124,8 +121,10 @@ def test_planted_formulas_are_recovered(planted: str) -> None:
     assert positive[0].auc > 0.95 and negative[1].auc < 0.05
 
 
-def test_identical_masks_are_one_candidate_keeping_the_first() -> None:
-    activations, labels = _data(samples=500, neurons=2, seed=4)
+def test_identical_masks_are_one_candidate_keeping_the_first(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=500, neurons=2, seed=4)
     doubled = torch.cat([labels, labels[:, :1]], dim=1)
     names = [*NAMES, "a_copy"]
     found = explain_activations(
@@ -151,9 +150,11 @@ def test_shorter_duplicate_wins_over_a_longer_one() -> None:
     assert found[0].auc == 1.0
 
 
-def test_chunked_and_whole_searches_agree() -> None:
-    activations, labels = _data(samples=300, neurons=7, seed=5)
-    settings = check_search_arguments(3, 3, 0.0, 0.5, "positive", None)
+def test_chunked_and_whole_searches_agree(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=300, neurons=7, seed=5)
+    settings = SearchSettings(3, 3, 0.0, 0.5, "positive", None)
     whole = beam_search(activations, labels, settings)
     chunked = beam_search(activations, labels, settings, neurons_per_chunk=2)
     for one, other in zip(whole.__dict__.values(), chunked.__dict__.values(), strict=True):
@@ -170,8 +171,10 @@ def test_neuron_without_admissible_formula_gets_an_empty_explanation() -> None:
     assert all(item.formula is None and np.isnan(item.auc) for item in found)
 
 
-def test_constant_neuron_and_selected_neurons() -> None:
-    activations, labels = _data(samples=200, neurons=3, seed=6)
+def test_constant_neuron_and_selected_neurons(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=200, neurons=3, seed=6)
     activations[:, 1] = 0.5
     found = explain_activations(activations, labels, neurons=[2, 1], formula_length=2)
     assert found.neurons == [2, 1]
@@ -204,22 +207,23 @@ def test_constant_neuron_and_selected_neurons() -> None:
         ({"concept_names": ["a", "b"]}, ValueError, "`concept_names`"),
     ],
 )
-def test_bad_arguments_name_the_argument(changes: dict, error: type, argument: str) -> None:
-    activations, labels = _data(samples=50, neurons=3)
+def test_bad_arguments_name_the_argument(
+    changes: dict,
+    error: type,
+    argument: str,
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=50, neurons=3)
     with pytest.raises(error, match=argument):
         explain_activations(activations, labels, **changes)
 
 
-def test_bad_labels_and_activations_are_rejected() -> None:
-    activations, labels = _data(samples=50, neurons=3)
-    with pytest.raises(ValueError, match="`concepts` must be binary"):
-        explain_activations(activations, labels.float() * 2)
+def test_bad_activations_are_rejected(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=50, neurons=3)
     with pytest.raises(ValueError, match="`concepts` labels 49 samples but `activations` holds 50"):
         explain_activations(activations, labels[:49])
-    with pytest.raises(ValueError, match="zero concepts"):
-        explain_activations(activations, labels[:, :0])
-    with pytest.raises(ValueError, match="zero concepts"):
-        explain_activations(activations, {})
     broken = activations.clone()
     broken[3, 1] = float("nan")
     broken[0, 2] = float("inf")
@@ -227,19 +231,40 @@ def test_bad_labels_and_activations_are_rejected() -> None:
         ValueError, match=r"`activations` holds NaN or infinite values for neurons \[1, 2\]"
     ):
         explain_activations(broken, labels)
-    with pytest.raises(TypeError, match="`concepts`"):
-        explain_activations(activations, "labels")  # type: ignore[arg-type]
 
 
-def test_mapping_and_array_concepts_give_the_same_result() -> None:
-    activations, labels = _data(samples=300, neurons=2, seed=7)
-    from_tensor = explain_activations(activations, labels, concept_names=NAMES)
-    from_mapping = explain_activations(
-        activations.numpy(), {name: labels[:, i].numpy() for i, name in enumerate(NAMES)}
-    )
-    from_ints = explain_activations(activations, labels.int().numpy(), concept_names=NAMES)
-    for one, other, third in zip(from_tensor, from_mapping, from_ints, strict=True):
-        assert one.formula == other.formula == third.formula
-        assert one.auc == other.auc == third.auc
-    default = explain_activations(activations, labels)
-    assert default.concept_names == ["c0", "c1", "c2", "c3", "c4"]
+def test_settings_are_validated_on_creation() -> None:
+    defaults = SearchSettings()
+    assert defaults.to_dict() == {
+        "formula_length": 3,
+        "beam_size": 5,
+        "min_fraction": 0.0,
+        "max_fraction": 0.5,
+        "mode": "positive",
+        "alternative": "greater",
+    }
+    assert SearchSettings(mode="negative").alternative == "less"
+    assert SearchSettings(min_fraction=0, max_fraction=1).to_dict()["max_fraction"] == 1.0
+    assert SearchSettings(alternative="two-sided").alternative == "two-sided"
+    with pytest.raises(TypeError, match="`min_fraction`"):
+        SearchSettings(min_fraction=True)
+    with pytest.raises(ValueError, match="`alternative`"):
+        SearchSettings(alternative="up")
+
+
+def test_public_signatures_take_their_defaults_from_the_settings() -> None:
+    for function in (explain_activations, InverseRecognition.attribute):
+        parameters = inspect.signature(function).parameters
+        for field in dataclasses.fields(SearchSettings):
+            assert parameters[field.name].default == field.default, (function, field.name)
+
+
+def test_formula_from_steps_decodes_left_nested_formulas() -> None:
+    names = ["a", "b", "c"]
+    # operator * 2C + literal, literal C + c for NOT c; -1 ends the formula
+    steps = [1, 2 * 3 + 3 + 2, 0 * 6 + 0, -1]
+    formula = formula_from_steps(steps, names)
+    assert formula == And(Or(Atom(1, "b"), Not(Atom(2, "c"))), Atom(0, "a"))
+    assert formula_from_steps([3 + 0], names) == Not(Atom(0, "a"))
+    with pytest.raises(ValueError, match="`steps`"):
+        formula_from_steps([-1, -1], names)

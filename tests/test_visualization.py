@@ -1,4 +1,4 @@
-"""Plots of INVERT results: a neuron's activation distributions and its top-activating inputs."""
+"""The shared plots: INVERT's neuron plots and an inversion's sample grid and training curves."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from captum_netinv.inversion import NetworkInversion  # noqa: E402
 from captum_netinv.recognition import Explanations, explain_activations  # noqa: E402
 from captum_netinv.visualization import (  # noqa: E402
+    visualize_inversion,
     visualize_neuron_explanation,
     visualize_top_activating,
 )
@@ -84,3 +86,24 @@ def test_top_activating_from_a_plain_activation_matrix() -> None:
         visualize_top_activating(activations, 2, images, use_pyplot=False)
     with pytest.raises(ValueError, match="`inputs`"):
         visualize_top_activating(activations, 0, images[:5], use_pyplot=False)
+
+
+def test_inversion_grid_and_curves(fitted: NetworkInversion) -> None:
+    fig, axes = fitted.visualize(n_per_class=3, use_pyplot=False)
+    assert axes.shape == (10, 3)
+    titles = [axis.get_title() for axis in axes.flat]
+    assert all(0.0 <= float(title) <= 1.0 for title in titles)
+    fig, axis = fitted.visualize_history(keys=["loss", "hit_rate"], use_pyplot=False)
+    assert len(axis.get_lines()) == 2
+
+
+def test_inversion_grid_confidences_are_the_models(fitted: NetworkInversion) -> None:
+    _, axes = visualize_inversion(fitted, n_per_class=2, seed=4, use_pyplot=False)
+    samples = fitted.attribute(target=torch.arange(10).repeat_interleave(2), seed=4)
+    with torch.no_grad():
+        probabilities = fitted.forward_func(samples).softmax(dim=1)
+    expected = probabilities[torch.arange(20), torch.arange(10).repeat_interleave(2)]
+    shown = torch.tensor([float(axis.get_title()) for axis in axes.flat])
+    assert torch.allclose(shown, expected, atol=0.006)  # titles have two decimals
+    with pytest.raises(ValueError, match="`n_per_class` must be an int >= 1"):
+        visualize_inversion(fitted, n_per_class=0, use_pyplot=False)

@@ -1,0 +1,228 @@
+"""The settings of a network inversion: listed, defaulted and validated in one place.
+
+:class:`InversionSettings` is the one list of the inversion's knobs (saved in checkpoints, cloned
+for the counterfeit companion); the model-space normalization that two of them define sits beside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_netinv._utils import check_positive_int
+from captum_netinv.inversion.conditioning import (
+    DEFAULT_VECTOR_MARGIN,
+    DEFAULT_VECTOR_SCALE,
+    ConditioningBatch,
+    ConditioningMode,
+    check_conditioning_mode,
+    draw_conditioning,
+)
+from captum_netinv.inversion.generator import DEFAULT_DROPOUT
+from captum_netinv.inversion.losses import resolve_loss_weights
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LR",
+    "DEFAULT_STEPS",
+    "InversionSettings",
+    "Normalization",
+    "normalization_tensors",
+    "to_model_space",
+    "to_pixel_space",
+]
+
+#: Default training budget of a fit, chosen from benchmarks/bench_inversion.py (RESULTS.md).
+DEFAULT_STEPS = 2700
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_LR = 2e-3
+
+#: ``(mean, std)`` of the model's input normalization as ``(1, C, 1, 1)`` tensors.
+Normalization = tuple[Tensor, Tensor]
+_NormalizationArgument = tuple[Sequence[float] | float, Sequence[float] | float] | None
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    r"""
+    The settings of a :class:`~captum_netinv.NetworkInversion`, validated on construction.
+    The constructor arguments of the same names are documented there.
+
+    Attributes:
+        conditioning (str): ``"label"``, ``"vector"``, ``"matrix"`` or ``"vector+matrix"``.
+        latent_dim (int): Length of the noise vector.
+        dropout (float): Dropout rate of the default generator.
+        loss_weights (dict[str, float]): The weight of every loss term (defaults filled in).
+        input_range (tuple[float, float]): Range of the generated pixels.
+        input_normalization (tuple or None): ``(mean, std)``, each a tuple of floats.
+        sample_with_dropout (bool): Keep the generator's dropout active when sampling.
+        vector_scale (float): Standard deviation of the soft vectors' Gaussian draws.
+        vector_margin (float): Lead of the target's logit in a soft vector.
+        jitter (int): Largest random shift, in pixels, of the batches the model sees in a fit.
+
+    Examples::
+
+        >>> settings = InversionSettings(dropout=0.5)
+        >>> settings.replace(jitter=0).to_dict()["jitter"]
+        0
+    """
+
+    conditioning: ConditioningMode = "vector"
+    latent_dim: int = 64
+    dropout: float = DEFAULT_DROPOUT
+    loss_weights: Mapping[str, float] = field(default_factory=dict)
+    input_range: tuple[float, float] = (0.0, 1.0)
+    input_normalization: _NormalizationArgument = None
+    sample_with_dropout: bool = True
+    vector_scale: float = DEFAULT_VECTOR_SCALE
+    vector_margin: float = DEFAULT_VECTOR_MARGIN
+    jitter: int = 1
+
+    def __post_init__(self) -> None:
+        check_conditioning_mode(self.conditioning)
+        check_positive_int(self.latent_dim, "latent_dim")
+        _check_number(self.dropout, "dropout", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        _check_number(self.vector_scale, "vector_scale", "> 0", lambda v: v > 0)
+        _check_number(self.vector_margin, "vector_margin", ">= 0", lambda v: v >= 0)
+        if not isinstance(self.jitter, int) or isinstance(self.jitter, bool) or self.jitter < 0:
+            raise ValueError(f"`jitter` must be an int >= 0 (pixels), got {self.jitter!r}")
+        if not isinstance(self.sample_with_dropout, bool):
+            raise TypeError(
+                f"`sample_with_dropout` must be a bool, got {type(self.sample_with_dropout)}"
+            )
+        self._set("loss_weights", resolve_loss_weights(self.loss_weights))
+        self._set("input_range", _checked_range(self.input_range))
+        self._set("input_normalization", _checked_normalization(self.input_normalization))
+        for name in ("dropout", "vector_scale", "vector_margin"):
+            self._set(name, float(getattr(self, name)))
+
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def draw_condition(
+        self, targets: Tensor, num_classes: int, rng: torch.Generator
+    ) -> ConditioningBatch:
+        r"""The conditioning of a batch of ``targets`` in these settings' mode and scales."""
+        return draw_conditioning(
+            self.conditioning,
+            targets,
+            num_classes,
+            rng=rng,
+            vector_scale=self.vector_scale,
+            vector_margin=self.vector_margin,
+        )
+
+    def replace(self, **changes: Any) -> InversionSettings:
+        r"""These settings with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""The settings as plain Python values (lists for tuples), as checkpoints store them."""
+        normalization = self.input_normalization
+        return {
+            "conditioning": self.conditioning,
+            "latent_dim": self.latent_dim,
+            "dropout": self.dropout,
+            "loss_weights": dict(self.loss_weights),
+            "input_range": list(self.input_range),
+            "input_normalization": (
+                None if normalization is None else [list(v) for v in normalization]  # type: ignore[arg-type]
+            ),
+            "sample_with_dropout": self.sample_with_dropout,
+            "vector_scale": self.vector_scale,
+            "vector_margin": self.vector_margin,
+            "jitter": self.jitter,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> InversionSettings:
+        r"""Settings from :meth:`to_dict`'s form; other keys of ``values`` are ignored."""
+        names = {item.name for item in dataclasses.fields(cls)}
+        chosen = {key: value for key, value in values.items() if key in names}
+        for key in ("input_range", "input_normalization"):
+            if isinstance(chosen.get(key), list):
+                chosen[key] = tuple(chosen[key])
+        return cls(**chosen)
+
+
+def _check_number(value: object, name: str, expected: str, test: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"`{name}` must be a finite number {expected}, got {value!r}")
+    if not test(float(value)):
+        raise ValueError(f"`{name}` must be {expected}, got {value}")
+
+
+def _checked_range(input_range: object) -> tuple[float, float]:
+    if (
+        not isinstance(input_range, (tuple, list))
+        or len(input_range) != 2
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in input_range)
+        or not float(input_range[0]) < float(input_range[1])
+    ):
+        raise ValueError(
+            f"`input_range` must be (low, high) with finite low < high, got {input_range!r}"
+        )
+    return float(input_range[0]), float(input_range[1])
+
+
+def _checked_normalization(
+    input_normalization: object,
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    if input_normalization is None:
+        return None
+    if not isinstance(input_normalization, (tuple, list)) or len(input_normalization) != 2:
+        raise ValueError(
+            f"`input_normalization` must be a (mean, std) pair, got {input_normalization!r}"
+        )
+    try:
+        # float32, as the model sees them and as checkpoints have always stored them
+        mean, std = (
+            tuple(torch.as_tensor(value, dtype=torch.float32).reshape(-1).tolist())
+            for value in input_normalization
+        )
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"`input_normalization` must hold numbers (a float or one per channel): {error}"
+        ) from error
+    if not mean or not std or not all(math.isfinite(v) for v in (*mean, *std)):
+        raise ValueError(f"`input_normalization` must hold finite numbers, got {mean}, {std}")
+    if any(v <= 0 for v in std):
+        raise ValueError(f"`input_normalization` std must be > 0, got {list(std)}")
+    return mean, std
+
+
+def normalization_tensors(settings: InversionSettings, channels: int) -> Normalization | None:
+    r"""``(mean, std)`` of ``settings`` as ``(1, C, 1, 1)`` tensors, or None without one."""
+    if settings.input_normalization is None:
+        return None
+    mean, std = (torch.tensor(v, dtype=torch.float32) for v in settings.input_normalization)
+    for name, value in (("mean", mean), ("std", std)):
+        if value.numel() not in (1, channels):
+            raise ValueError(
+                f"`input_normalization` {name} must have 1 or {channels} values, got "
+                f"{value.numel()}"
+            )
+    shape = (1, -1, 1, 1)
+    return mean.expand(channels).reshape(shape), std.expand(channels).reshape(shape)
+
+
+def to_model_space(images: Tensor, normalization: Normalization | None) -> Tensor:
+    r"""Generated pixels as the model sees them: ``(x - mean) / std``."""
+    if normalization is None:
+        return images
+    mean, std = normalization
+    return (images - mean.to(images.device)) / std.to(images.device)
+
+
+def to_pixel_space(inputs: Tensor, normalization: Normalization | None) -> Tensor:
+    r"""Model-space inputs back in the generator's pixel range: ``x * std + mean``."""
+    if normalization is None:
+        return inputs
+    mean, std = normalization
+    return inputs * std.to(inputs.device) + mean.to(inputs.device)

@@ -1,0 +1,72 @@
+"""Counterfeits: the model accepts them, the verifier rejects them; the companion's settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from captum_netinv.inversion import IMAGE_PRIORS, InversionSettings, NetworkInversion
+from captum_netinv.inversion.counterfeits import COUNTERFEIT_TERMS_OFF, counterfeit_settings
+from captum_netinv.models import LeNet5
+
+SHAPE = (1, 28, 28)
+
+
+def test_counterfeits_fool_the_model_not_the_verifier(
+    fitted: NetworkInversion, trained_lenet: LeNet5
+) -> None:
+    # a verifier that always names another class than the model; how rare counterfeits are
+    # against a trained verifier is measured in benchmarks/
+    def disagreeing(inputs: Tensor) -> Tensor:
+        return trained_lenet(inputs).roll(1, dims=1)
+
+    fakes = fitted.counterfeits(
+        8,
+        disagreeing,
+        n_samples=4,
+        confidence=0.8,
+        steps=100,
+        batch_size=16,
+        seed=0,
+        progress=False,
+    )
+    assert len(fakes) == 4 and fakes.shape[1:] == SHAPE
+    assert fitted._counterfeiter is not None
+    companion = fitted._counterfeiter[1].settings
+    assert companion.jitter == 0 and fitted.settings.jitter > 0
+    assert all(companion.loss_weights[term] == 0.0 for term in (*IMAGE_PRIORS, "kl_divergence"))
+    with torch.no_grad():
+        assert bool((trained_lenet(fakes).softmax(dim=1)[:, 8] >= 0.8).all())
+        assert bool((disagreeing(fakes).argmax(dim=1) != 8).all())
+    # a verifier that agrees with the model rejects nothing: none found, and a warning
+    with pytest.warns(UserWarning, match="found 0 of 2 counterfeits"):
+        assert len(fitted.counterfeits(8, trained_lenet, n_samples=2, max_draws=64)) == 0
+
+
+def test_companion_settings_switch_off_what_makes_samples_natural() -> None:
+    settings = InversionSettings(jitter=2, loss_weights={"cosine_similarity": 0.7})
+    companion = counterfeit_settings(settings)
+    assert companion.jitter == 0
+    assert all(companion.loss_weights[term] == 0.0 for term in COUNTERFEIT_TERMS_OFF)
+    assert companion.loss_weights["cross_entropy"] == settings.loss_weights["cross_entropy"]
+    assert companion.loss_weights["cosine_similarity"] == 0.7
+    assert companion.replace(jitter=2, loss_weights=settings.loss_weights) == settings
+
+
+def test_a_new_budget_or_seed_fits_a_new_companion(trained_lenet: LeNet5) -> None:
+    inversion = NetworkInversion(trained_lenet, input_shape=SHAPE)
+    inversion.fit(steps=2, batch_size=4, seed=0, progress=False)
+    options = {"n_samples": 1, "max_draws": 8, "confidence": 0.5, "progress": False}
+    with pytest.warns(UserWarning):  # an agreeing verifier rejects nothing
+        inversion.counterfeits(0, trained_lenet, steps=3, batch_size=4, seed=0, **options)
+    assert inversion._counterfeiter is not None
+    first = inversion._counterfeiter[1]
+    assert first.steps_trained == 3
+    with pytest.warns(UserWarning):
+        inversion.counterfeits(0, trained_lenet, steps=3, batch_size=4, seed=0, **options)
+    assert inversion._counterfeiter[1] is first  # same budget and seed: reused
+    with pytest.warns(UserWarning):
+        inversion.counterfeits(0, trained_lenet, steps=5, batch_size=4, seed=0, **options)
+    assert inversion._counterfeiter[1] is not first
+    assert inversion._counterfeiter[1].steps_trained == 5

@@ -1,0 +1,124 @@
+"""The fit loop: every conditioning mode trains, the model is untouched, NaNs stop the fit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from captum_netinv.inversion import CONDITIONING_MODES, NetworkInversion, NonFiniteLossError
+from captum_netinv.inversion.training import balanced_targets, jittered
+from captum_netinv.models import LeNet5, train_classifier
+
+SHAPE = (1, 28, 28)
+
+
+def test_fit_leaves_model_and_global_rng_untouched(trained_lenet: LeNet5) -> None:
+    trained_lenet.train()
+    for parameter in trained_lenet.parameters():
+        parameter.grad = None
+    before = {name: value.clone() for name, value in trained_lenet.state_dict().items()}
+    rng = torch.get_rng_state()
+    inversion = NetworkInversion(trained_lenet, input_shape=SHAPE)
+    inversion.fit(steps=3, batch_size=8, seed=0, progress=False)
+    trained_lenet.eval()
+    assert torch.equal(rng, torch.get_rng_state())
+    assert all(torch.equal(before[k], v) for k, v in trained_lenet.state_dict().items())
+    assert all(p.grad is None for p in trained_lenet.parameters())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in trained_lenet.modules())
+
+
+@pytest.mark.parametrize("mode", CONDITIONING_MODES)
+def test_each_conditioning_mode_trains(
+    trained_lenet: LeNet5, mode: str, predict: Callable[[Callable, Tensor], Tensor]
+) -> None:
+    inversion = NetworkInversion(trained_lenet, input_shape=SHAPE, conditioning=mode)  # type: ignore[arg-type]
+    history = inversion.fit(steps=100, batch_size=16, seed=0, progress=False)
+    start = sum(history["hit_rate"][:10]) / 10
+    end = sum(history["hit_rate"][-10:]) / 10
+    assert end > start + 0.1, (mode, start, end)
+    assert ("kl_divergence" in history) == ("vector" in mode)
+    samples = inversion.attribute(target=torch.arange(10).repeat(10), seed=0)
+    hits = predict(trained_lenet, samples) == torch.arange(10).repeat(10)
+    assert float(hits.float().mean()) > 0.2  # chance is 0.1
+
+
+class _NanAfter(nn.Module):
+    """Wraps a model; its outputs turn NaN from the given call on."""
+
+    def __init__(self, model: nn.Module, calls: int) -> None:
+        super().__init__()
+        self.model, self.calls, self.count = model, calls, 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.count += 1
+        output = self.model(x)
+        return output * float("nan") if self.count > self.calls else output
+
+
+def test_non_finite_loss_stops_naming_the_term(trained_lenet: LeNet5, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "fit.pt")
+    model = _NanAfter(trained_lenet, calls=7)  # one probe, then six steps
+    inversion = NetworkInversion(model, input_shape=SHAPE)
+    with pytest.raises(NonFiniteLossError, match="loss term 'cross_entropy' became nan at step 7"):
+        inversion.fit(
+            steps=20, batch_size=8, checkpoint_path=path, checkpoint_every=3, progress=False
+        )
+    assert inversion.steps_trained == 6
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["step"] == 6
+    assert inversion.generator is not None
+    assert all(bool(torch.isfinite(p).all()) for p in inversion.generator.parameters())
+
+
+def test_jitter_rolls_by_at_most_jitter_pixels() -> None:
+    images = torch.arange(2 * 9 * 9, dtype=torch.float32).view(2, 1, 9, 9)
+    offsets = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)]
+    torch.manual_seed(0)
+    drawn = set()
+    for _ in range(100):
+        shifted = jittered(images, 2)
+        rolls = [o for o in offsets if torch.equal(shifted, torch.roll(images, o, dims=(2, 3)))]
+        assert len(rolls) == 1 and max(map(abs, rolls[0])) <= 2
+        drawn.add(rolls[0])
+    assert len(drawn) == 25  # every offset in [-2, 2]^2 is drawn
+    assert jittered(images, 0) is images
+
+
+def test_batchnorm_prior_matches_running_statistics(digits: tuple[Tensor, Tensor]) -> None:
+    images, labels = digits
+    torch.manual_seed(0)
+    model = train_classifier(LeNet5(batch_norm=True), images[:1000], labels[:1000], epochs=1)
+    inversion = NetworkInversion(
+        model, input_shape=SHAPE, loss_weights={"batchnorm_statistics": 1.0, "pixel_norm": 0.0}
+    )
+    history = inversion.fit(steps=40, batch_size=16, seed=0, progress=False)
+    assert len(history["batchnorm_statistics"]) == 40
+    # recomputed by hand on fresh samples: conv1's output statistics against bn1's buffers
+    samples = inversion.attribute(target=torch.arange(10).repeat(10), seed=0)
+    with torch.no_grad():
+        conv = model.conv1(samples)
+    running = model.bn1.running_mean, model.bn1.running_var  # type: ignore[union-attr]
+    gap = torch.linalg.vector_norm(
+        conv.mean(dim=(0, 2, 3)) - running[0]
+    ) + torch.linalg.vector_norm(conv.var(dim=(0, 2, 3), unbiased=False) - running[1])
+    untrained = NetworkInversion(
+        model, input_shape=SHAPE, loss_weights={"batchnorm_statistics": 0.0, "pixel_norm": 0.0}
+    )
+    untrained.fit(steps=40, batch_size=16, seed=0, progress=False)
+    assert "batchnorm_statistics" not in untrained.history
+    with torch.no_grad():
+        other = model.conv1(untrained.attribute(target=torch.arange(10).repeat(10), seed=0))
+    other_gap = torch.linalg.vector_norm(
+        other.mean(dim=(0, 2, 3)) - running[0]
+    ) + torch.linalg.vector_norm(other.var(dim=(0, 2, 3), unbiased=False) - running[1])
+    assert float(gap) < float(other_gap)
+
+
+def test_balanced_targets_cover_every_class_evenly() -> None:
+    targets = balanced_targets(25, 10, torch.Generator().manual_seed(0))
+    counts = torch.bincount(targets, minlength=10)
+    assert counts.sum() == 25 and set(counts.tolist()) == {2, 3}
