@@ -1,7 +1,8 @@
 """Capturing a layer's activations and reducing them to one value per neuron, in batches.
 
-Inputs are streamed (a tensor is cut into batches, a DataLoader is iterated), each batch's feature
-maps are reduced right away, so memory grows with samples x neurons, never with feature-map size.
+Inputs are streamed (a tensor or a tuple of model inputs is cut into batches, a DataLoader is
+iterated), each batch's feature maps are reduced right away, so memory grows with samples x
+neurons, never with feature-map size; the model runs in eval mode and is left as it was.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from captum.attr._utils.batching import _tuple_splice_range
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_netinv._utils import check_positive_int, model_device
+from captum_netinv._utils import check_positive_int, eval_mode, excerpt, model_device
 
 __all__ = [
     "InputSource",
+    "ModelInputs",
     "Reduction",
+    "batch_length",
     "first_tensor",
     "forward_with_layer",
     "iterate_batches",
@@ -33,8 +36,11 @@ __all__ = [
 ]
 
 Reduction = Literal["mean", "max"] | Callable[[Tensor], Tensor]
-#: A tensor of samples, or an iterable of batches (tensors or ``(inputs, labels, ...)`` tuples).
-InputSource = Tensor | Iterable[Any]
+#: A tensor of samples, a tuple of tensors (the model's several inputs, as in Captum), or an
+#: iterable of batches (tensors or ``(inputs, labels, ...)`` tuples, e.g. a DataLoader).
+InputSource = Tensor | tuple[Tensor, ...] | Iterable[Any]
+#: One batch of model inputs: a tensor, or a tuple of tensors for a model of several inputs.
+ModelInputs = Tensor | tuple[Tensor, ...]
 
 
 def reduce_activations(activations: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -86,16 +92,44 @@ def first_tensor(batch: Any, name: str = "inputs") -> Tensor:
     )
 
 
-def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Tensor]:
-    r"""Yields the input tensors of ``inputs`` batch by batch (see :data:`InputSource`)."""
-    if isinstance(inputs, Tensor):
-        for start in range(0, inputs.shape[0], batch_size):
-            yield inputs[start : start + batch_size]
-        return
-    if not isinstance(inputs, Iterable):
+def batch_length(inputs: ModelInputs, name: str = "inputs") -> int:
+    r"""
+    The number of samples of a tensor or of a tuple of model inputs (which must agree);
+    raises naming ``name`` for anything else.
+    """
+    tensors = inputs if isinstance(inputs, tuple) else (inputs,)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
         raise TypeError(
-            "`inputs` must be a tensor or an iterable of batches (e.g. a DataLoader), got "
-            f"{type(inputs).__name__}"
+            f"`{name}` must be a tensor or a tuple of tensors (the model's inputs), got "
+            f"{excerpt(tuple(type(t).__name__ for t in tensors))}"
+        )
+    if any(t.dim() == 0 for t in tensors):
+        raise ValueError(f"`{name}` must hold a batch dimension, got a 0-d tensor")
+    lengths = {int(t.shape[0]) for t in tensors}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"`{name}` is a tuple of model inputs with different numbers of samples "
+            f"{sorted(lengths)}; each input needs one row per sample (as in Captum)"
+        )
+    return lengths.pop()
+
+
+def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Any]:
+    r"""
+    Yields the model inputs of ``inputs`` batch by batch (see :data:`InputSource`): slices of
+    a tensor, tuples of slices of a tuple of tensors, the input part of each iterated batch.
+    """
+    if isinstance(inputs, (Tensor, tuple)):
+        for start in range(0, batch_length(inputs), batch_size):
+            if isinstance(inputs, Tensor):
+                yield inputs[start : start + batch_size]
+            else:
+                yield tuple(t[start : start + batch_size] for t in inputs)
+        return
+    if not isinstance(inputs, Iterable) or isinstance(inputs, (str, bytes)):
+        raise TypeError(
+            "`inputs` must be a tensor, a tuple of tensors (the model's inputs) or an "
+            f"iterable of batches (e.g. a DataLoader), got {type(inputs).__name__}"
         )
     for batch in inputs:
         yield first_tensor(batch)
@@ -103,7 +137,7 @@ def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Tensor]:
 
 def forward_with_layer(
     forward_func: Callable,
-    inputs: Tensor,
+    inputs: ModelInputs,
     layer: nn.Module,
     *,
     additional_forward_args: Any = None,
@@ -117,7 +151,7 @@ def forward_with_layer(
 
     Args:
         forward_func (Callable): The model.
-        inputs (Tensor): One batch of model inputs.
+        inputs (Tensor or tuple): One batch of model inputs.
         layer (nn.Module): The layer whose values are read.
         additional_forward_args (Any, optional): Extra arguments of ``forward_func``, as in
                     Captum (already sliced to this batch).
@@ -155,12 +189,14 @@ def layer_activations(
     progress: bool = False,
 ) -> Tensor:
     r"""
-    Runs ``forward_func`` over ``inputs`` and returns ``layer``'s reduced activations.
+    Runs ``forward_func`` over ``inputs`` in eval mode (every flag and buffer restored after:
+    :func:`~captum_netinv._utils.eval_mode`) and returns ``layer``'s reduced activations.
 
     Args:
         forward_func (Callable): The model.
         layer (nn.Module): The layer whose outputs (or inputs) are read.
-        inputs (Tensor or Iterable): Samples, streamed in batches.
+        inputs (Tensor, tuple or Iterable): Samples, streamed in batches (see
+                    :data:`InputSource`).
         reduction (str or Callable, optional): See :func:`reduce_activations`.
         additional_forward_args (Any, optional): Extra arguments of ``forward_func``; tensors
                     whose first dimension is the number of samples are sliced with each batch.
@@ -177,26 +213,27 @@ def layer_activations(
     check_positive_int(batch_size, "batch_size")
     target_device = device if device is not None else model_device(forward_func)
     extra_args = _format_additional_forward_args(additional_forward_args)
-    total = -(-inputs.shape[0] // batch_size) if isinstance(inputs, Tensor) else None
+    sliced = isinstance(inputs, (Tensor, tuple))
+    total = -(-batch_length(inputs) // batch_size) if sliced else None  # type: ignore[arg-type]
     reduced: list[Tensor] = []
     start = 0
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(forward_func):
         for batch in tqdm(
             iterate_batches(inputs, batch_size),
             total=total,
             desc="layer activations",
             disable=not progress,
         ):
-            size = batch.shape[0]
+            size = batch_length(batch)
             batch_args = (
                 _tuple_splice_range(extra_args, start, start + size)
-                if extra_args is not None and isinstance(inputs, Tensor)
+                if extra_args is not None and sliced
                 else extra_args
             )
             start += size
             _, layer_output = forward_with_layer(
                 forward_func,
-                batch.to(target_device),
+                _to_device(batch, target_device),
                 layer,
                 additional_forward_args=batch_args,
                 attribute_to_layer_input=attribute_to_layer_input,
@@ -206,3 +243,9 @@ def layer_activations(
     if not reduced:
         raise ValueError("`inputs` holds no samples")
     return torch.cat(reduced, dim=0)
+
+
+def _to_device(inputs: ModelInputs, device: torch.device) -> ModelInputs:
+    if isinstance(inputs, tuple):
+        return tuple(t.to(device) for t in inputs)
+    return inputs.to(device)

@@ -1,58 +1,176 @@
 """Argument checks and small model helpers shared by both attribution classes.
 
 Each check raises a ``ValueError`` / ``TypeError`` that names the argument, the value received
-and what was expected, so that bad input never surfaces as a deep stack trace.
+and what was expected; :func:`eval_mode` leaves every module a model holds as it found it.
 """
 
 from __future__ import annotations
 
+import functools
+import numbers
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
 
 __all__ = [
+    "MAX_SEED",
+    "check_forward_func",
     "check_layer_in_model",
     "check_positive_int",
+    "check_seed",
     "eval_mode",
+    "excerpt",
     "model_device",
+    "modules_of",
+    "single_module",
 ]
+
+#: Seeds are drawn from ``[0, MAX_SEED)``: what ``torch.Generator.manual_seed`` accepts.
+MAX_SEED = 2**63
+
+#: How deep :func:`modules_of` looks through wrappers (partial of a closure of an object ...).
+_SEARCH_DEPTH = 4
+#: How many items of a list, tuple or dict it looks at (a wrapper may hold a whole data set).
+_SEARCH_WIDTH = 64
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    r"""``repr(value)`` cut to ``limit`` characters, so errors never echo a huge input."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def modules_of(forward_func: object) -> list[nn.Module]:
+    r"""
+    The ``nn.Module`` s that ``forward_func`` runs: itself if it is one, else the modules a
+    callable holds (a bound method's ``__self__``, a ``functools.partial``'s function and
+    arguments, a function's closure cells and the globals it names, a callable object's
+    attributes), searched a few levels deep. Submodules of a found module are not listed.
+
+    Args:
+        forward_func (object): The model or the callable running it.
+
+    Returns:
+        *list* of the top-level **modules** found, without repeats; empty when none is found.
+    """
+    found: dict[int, nn.Module] = {}
+    pending: list[tuple[object, int]] = [(forward_func, 0)]
+    seen: set[int] = set()
+    while pending:
+        value, depth = pending.pop(0)
+        if id(value) in seen or depth > _SEARCH_DEPTH:
+            continue
+        seen.add(id(value))
+        if isinstance(value, nn.Module):
+            found.setdefault(id(value), value)
+            continue
+        pending.extend((child, depth + 1) for child in _held_values(value))
+    modules = list(found.values())
+    inner = {id(sub) for module in modules for sub in list(module.modules())[1:]}
+    return [module for module in modules if id(module) not in inner]
+
+
+def single_module(forward_func: object) -> nn.Module:
+    r"""The one module ``forward_func`` runs, to which layer names refer; else an empty one."""
+    modules = modules_of(forward_func)
+    return modules[0] if len(modules) == 1 else nn.Module()
+
+
+def _held_values(value: object) -> list[object]:
+    """The values a callable holds and may run: see :func:`modules_of`."""
+    if isinstance(value, functools.partial):
+        return [value.func, *value.args, *value.keywords.values()]
+    if isinstance(value, (list, tuple)):
+        return list(value[:_SEARCH_WIDTH])
+    if isinstance(value, dict):
+        return list(value.values())[:_SEARCH_WIDTH]
+    bound_self = getattr(value, "__self__", None)
+    function: Any = getattr(value, "__func__", value)
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        cells = [cell.cell_contents for cell in function.__closure__ or () if _filled(cell)]
+        named = getattr(function, "__globals__", {})
+        return [bound_self, *cells, *(named[n] for n in code.co_names if n in named)]
+    if callable(value) and not isinstance(value, type) and hasattr(value, "__dict__"):
+        return [*vars(value).values(), type(value).__call__]
+    return [] if bound_self is None else [bound_self]
+
+
+def _filled(cell: object) -> bool:
+    try:
+        cell.cell_contents  # type: ignore[attr-defined]  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def check_forward_func(forward_func: object, name: str = "forward_func") -> None:
+    r"""
+    Raises a ``TypeError`` unless ``forward_func`` is callable; warns when it is a callable in
+    which no ``nn.Module`` can be found, since its modes and buffers then cannot be protected.
+    """
+    if not callable(forward_func):
+        raise TypeError(
+            f"`{name}` must be the model (an nn.Module) or a callable running it, got "
+            f"{type(forward_func).__name__}"
+        )
+    if not modules_of(forward_func):
+        warnings.warn(
+            f"`{name}` is a callable whose nn.Module could not be found, so its train/eval "
+            "flags and BatchNorm buffers cannot be protected: pass the module itself (with "
+            "`additional_forward_args` for extra inputs), a bound method, or a "
+            "functools.partial / closure holding the module",
+            stacklevel=3,
+        )
 
 
 def check_layer_in_model(forward_func: Callable, layer: nn.Module, name: str = "layer") -> None:
     r"""
-    Raises a ``TypeError`` if ``layer`` is not a module, and a ``ValueError`` if
-    ``forward_func`` is a module that does not contain it.
+    Raises a ``TypeError`` if ``layer`` is not a module, and a ``ValueError`` if none of the
+    modules ``forward_func`` runs (see :func:`modules_of`) contains it.
     """
     if not isinstance(layer, nn.Module):
         raise TypeError(f"`{name}` must be a torch.nn.Module, got {type(layer).__name__}")
-    if isinstance(forward_func, nn.Module) and not any(
-        module is layer for module in forward_func.modules()
-    ):
+    models = modules_of(forward_func)
+    if models and not any(module is layer for model in models for module in model.modules()):
         raise ValueError(
             f"`{name}` ({layer.__class__.__name__}) is not a submodule of the model "
-            f"({forward_func.__class__.__name__}); pass one of model.modules()"
+            f"({models[0].__class__.__name__}); pass one of model.modules()"
         )
 
 
 def model_device(forward_func: Callable) -> torch.device:
-    r"""The device of the first parameter or buffer of ``forward_func``; CPU when it has none."""
-    if isinstance(forward_func, nn.Module):
-        for parameter in forward_func.parameters():
-            return parameter.device
-        for buffer in forward_func.buffers():
-            return buffer.device
+    r"""The device of the first parameter or buffer of the model; CPU when it has none."""
+    for module in modules_of(forward_func):
+        for tensor in (*module.parameters(), *module.buffers()):
+            return tensor.device
     return torch.device("cpu")
 
 
 def check_positive_int(value: object, name: str) -> int:
-    r"""Returns ``value`` if it is an ``int`` >= 1, else raises naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int >= 1, got {value!r}")
+    r"""``value`` as an ``int`` if it is an integer (numpy's too) >= 1, else raises naming it."""
+    if isinstance(value, (bool, torch.Tensor)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an int >= 1, got {excerpt(value)}")
     if value < 1:
         raise ValueError(f"`{name}` must be >= 1, got {value}")
-    return value
+    return int(value)
+
+
+def check_seed(seed: object, name: str = "seed") -> int | None:
+    r"""``seed`` as an ``int`` in ``[0, 2**63)``, or None; else raises naming ``name``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"`{name}` must be an int in [0, 2**63) or None, got {excerpt(seed)}")
+    if not 0 <= int(seed) < MAX_SEED:
+        raise ValueError(f"`{name}` must be in [0, 2**63), got {excerpt(seed)}")
+    return int(seed)
 
 
 @contextmanager
@@ -60,12 +178,13 @@ def eval_mode(
     model: object, keep_training: Callable[[nn.Module], bool] | None = None
 ) -> Iterator[None]:
     r"""
-    Puts a module ``model`` in eval mode for the block (modules for which ``keep_training``
-    is true stay in training mode) and restores every module's own flag afterwards, whatever
-    happens; anything that is not a module is left alone.
+    Puts every module ``model`` runs (see :func:`modules_of`) in eval mode for the block
+    (modules for which ``keep_training`` is true stay in training mode), and afterwards restores
+    each module's own flag and every buffer's values exactly, whatever happens: BatchNorm
+    running statistics and counters are never changed by the block.
 
     Args:
-        model (object): The module, or any callable (then nothing is switched).
+        model (object): The module, or a callable running modules.
         keep_training (Callable, optional): Predicate of the submodules left in training
                     mode, e.g. dropout layers that should stay active. Default: None
 
@@ -74,17 +193,22 @@ def eval_mode(
         >>> with eval_mode(model):
         ...     logits = model(images)
     """
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    previous = {module: module.training for module in model.modules()}
-    model.eval()
-    if keep_training is not None:
-        for module in model.modules():
-            if keep_training(module):
-                module.train()
+    modules = [sub for module in modules_of(model) for sub in module.modules()]
+    flags = [(module, module.training) for module in modules]
+    buffers = [
+        (module, key, buffer, buffer.detach().clone())
+        for module in modules
+        for key, buffer in module._buffers.items()
+        if buffer is not None
+    ]
+    for module in modules:
+        module.training = keep_training is not None and keep_training(module)
     try:
         yield
     finally:
-        for module, training in previous.items():
+        for module, training in flags:
             module.training = training
+        with torch.no_grad():
+            for module, key, buffer, saved in buffers:
+                module._buffers[key] = buffer
+                buffer.copy_(saved)

@@ -1,7 +1,8 @@
 """The main job: train a CNN on package-shipped MNIST, label its neurons, invert it, report.
 
 ``python -m captum_netinv --out report`` (what ``make demo`` runs) writes ``report/index.html`` with
-the neuron-label tables, the per-neuron plots, the per-class inversion grid and the training curves.
+the neuron-label tables, the per-neuron plots, the label accuracy, the per-class inversion grid, the
+training curves and a planted shortcut found by both methods.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
@@ -26,7 +28,15 @@ from captum_netinv.inversion import NetworkInversion  # noqa: E402
 from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier  # noqa: E402
 from captum_netinv.recognition import Explanations, InverseRecognition  # noqa: E402
 from captum_netinv.report import HtmlReport  # noqa: E402
+from captum_netinv.shortcut import (  # noqa: E402
+    Watermark,
+    generated_mark_intensity,
+    label_accuracy,
+    shortcut_accuracies,
+    watermark_units,
+)
 from captum_netinv.visualization import (  # noqa: E402
+    visualize_class_samples,
     visualize_neuron_explanation,
     visualize_top_activating,
 )
@@ -37,6 +47,8 @@ _TRAIN_SIZE = 4000
 #: Smallest support a label may have: 2% of the 5,000 digits (100 samples). INVERT's default of 0
 #: lets a formula that holds for one or two samples win with a meaningless AUC.
 _MIN_FRACTION = 0.02
+#: The class whose training images mostly carry the planted watermark.
+_SHORTCUT_CLASS = 7
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class DemoBudget:
     inversion_steps: int
     samples_per_class: int
     evaluation_per_class: int
+    shortcut_train_size: int
+    shortcut_inversion_steps: int
 
     @classmethod
     def choose(cls, quick: bool) -> DemoBudget:
@@ -56,9 +70,16 @@ class DemoBudget:
                 inversion_steps=150,
                 samples_per_class=4,
                 evaluation_per_class=20,
+                shortcut_train_size=2000,
+                shortcut_inversion_steps=80,
             )
         return cls(
-            classifier_epochs=5, inversion_steps=600, samples_per_class=8, evaluation_per_class=100
+            classifier_epochs=5,
+            inversion_steps=600,
+            samples_per_class=8,
+            evaluation_per_class=100,
+            shortcut_train_size=_TRAIN_SIZE,
+            shortcut_inversion_steps=900,
         )
 
 
@@ -137,6 +158,74 @@ def _label_section(
     plt.close(grid)
 
 
+def _label_accuracy_section(
+    report: HtmlReport, model: nn.Module, images: Tensor, labels: Tensor
+) -> float:
+    """The paper's label accuracy: output logits labeled with the class concepts (length 1)."""
+    share, explanations = label_accuracy(model, cast(LeNet5, model).fc3, images, labels)
+    report.add_heading("Label accuracy of the output logits", level=3)
+    report.add_paragraph(
+        f"Each output logit labeled with the class concepts alone (formulas of length 1) on the "
+        f"held-out digits, as the INVERT paper evaluates labels: {share:.0%} of the logits get "
+        "their own class as label."
+    )
+    report.add_table(
+        ["logit", "label", "AUC"],
+        [[item.neuron, str(item.formula), item.auc] for item in explanations],
+        table_id="label-accuracy",
+    )
+    return share
+
+
+def _shortcut_section(
+    report: HtmlReport, images: Tensor, labels: Tensor, budget: DemoBudget, seed: int
+) -> dict[str, object]:
+    """A watermark planted on most training 7s, found by INVERT and by Network Inversion."""
+    report.add_heading("Finding a shortcut")
+    watermark = Watermark()
+    size = budget.shortcut_train_size
+    train, _ = watermark.plant(images[:size], labels[:size], _SHORTCUT_CLASS, seed=seed)
+    model = LeNet5()
+    train_classifier(model, train, labels[:size], budget.classifier_epochs, seed=seed)
+    test_images, test_labels = images[_TRAIN_SIZE:], labels[_TRAIN_SIZE:]
+    reliance = shortcut_accuracies(model, test_images, test_labels, _SHORTCUT_CLASS, watermark)
+    report.add_paragraph(
+        f"A LeNet-5 trained on {size} digits where a 3x3 bright square in the bottom-right "
+        f"corner marks 90% of the {_SHORTCUT_CLASS}s and 2% of the other digits. Held-out "
+        f"accuracy on {_SHORTCUT_CLASS}s without the mark {reliance['class_clean']:.3f}, with "
+        f"it {reliance['class_marked']:.3f}; other digits with the mark called "
+        f"{_SHORTCUT_CLASS}: {reliance['others_marked_as_class']:.1%}."
+    )
+    marked = torch.rand(len(labels), generator=torch.Generator().manual_seed(seed + 1)) < 0.3
+    probe = watermark.apply(images, marked)
+    concepts, names = digit_concepts(probe, labels)
+    concepts, names = torch.cat([concepts, marked[:, None]], dim=1), [*names, "watermark"]
+    explanations = InverseRecognition(model, model.fc1).attribute(
+        probe, concepts, concept_names=names, min_fraction=_MIN_FRACTION, progress=False
+    )
+    units = watermark_units(explanations)
+    report.add_table(["fc1 unit", "label with `watermark`", "AUC"], units, table_id="shortcut")
+    if units:
+        fig, _ = visualize_neuron_explanation(
+            explanations, units[0][0], use_pyplot=False, by_length=True, fig_size=(4.0, 3.0)
+        )
+        report.add_figure(fig, "shortcut_unit", f"fc1 #{units[0][0]}: best formula per length")
+        plt.close(fig)
+    inversion = NetworkInversion(model, input_shape=(1, 28, 28))
+    inversion.fit(steps=budget.shortcut_inversion_steps, progress=False, seed=seed)
+    samples, intensity = generated_mark_intensity(inversion, watermark, seed=seed)
+    others = torch.cat([intensity[:_SHORTCUT_CLASS], intensity[_SHORTCUT_CLASS + 1 :]])
+    report.add_paragraph(
+        f"Mean intensity in the mark's square of 32 generated samples per class: "
+        f"{float(intensity[_SHORTCUT_CLASS]):.3f} for {_SHORTCUT_CLASS}, "
+        f"{float(others.mean()):.3f} for the other classes."
+    )
+    fig, _ = visualize_class_samples(samples[:, :6], use_pyplot=False)
+    report.add_figure(fig, "shortcut_samples", "generated samples of the watermarked model")
+    plt.close(fig)
+    return {**reliance, "units": units, "mark_intensity": intensity.tolist()}
+
+
 def _invert(
     report: HtmlReport,
     model: nn.Module,
@@ -197,9 +286,11 @@ def run_demo(
        :class:`~captum_netinv.models.MLP` verifier), tested on the other 1,000;
     2. labels the channels of ``conv2`` and the units of ``fc2`` with INVERT formulas over the
        concepts of :func:`~captum_netinv.data.digit_concepts`;
-    3. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
+    3. measures the label accuracy of the output logits (INVERT paper);
+    4. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
        with the verifier;
-    4. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
+    5. plants a watermark on most training 7s of a second CNN and finds it with both methods;
+    6. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
 
     Args:
         out (str or Path, optional): Report folder. Default: ``"report"``
@@ -242,7 +333,11 @@ def run_demo(
     )
 
     _label_section(report, model, images, labels, Path(out), progress)
+    share = _label_accuracy_section(report, model, test_images, test_labels)
     _invert(report, model, verifier, budget, Path(out), seed, progress)
+    shortcut = _shortcut_section(report, images, labels, budget, seed)
+    summary = {"label_accuracy": share, "shortcut": shortcut}
+    (Path(out) / "shortcut.json").write_text(json.dumps(summary, indent=2))
     report.add_paragraph(f"Written in {time.perf_counter() - started:.0f} s.")
     index = report.write()
     print(f"\nReport written to {index.resolve()}")

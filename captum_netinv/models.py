@@ -120,13 +120,13 @@ def train_classifier(
             f"`images` has {images.shape[0]} samples but `labels` has {labels.shape[0]}"
         )
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     steps = epochs * ((len(labels) + batch_size - 1) // batch_size)
     with tqdm(total=steps, desc="training classifier", disable=not progress) as bar:
         for _ in range(epochs):
-            order = torch.randperm(len(labels), generator=generator)
+            order = torch.randperm(len(labels), generator=rng)
             for start in range(0, len(labels), batch_size):
                 batch = order[start : start + batch_size]
                 optimizer.zero_grad()

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from captum_netinv._utils import eval_mode
+from captum_netinv._utils import check_positive_int, eval_mode
 
 if TYPE_CHECKING:
     from captum_netinv.inversion import NetworkInversion
@@ -310,14 +310,16 @@ def visualize_neuron_explanation(
     activations: Tensor | np.ndarray | None = None,
     concepts: Tensor | np.ndarray | None = None,
     bins: int = 40,
-    plt_fig_axis: FigureAxis | None = None,
+    plt_fig_axis: FigureAxis | FigureAxes | None = None,
     use_pyplot: bool = True,
     fig_size: tuple[float, float] = (5.0, 3.2),
     title: str | None = None,
-) -> FigureAxis:
+    by_length: bool = False,
+) -> FigureAxis | FigureAxes:
     r"""
-    Activation distribution of an INVERT-labeled neuron on the samples where its formula holds
-    against the rest, with the formula's AUC.
+    Activation distribution of an INVERT-labeled neuron where its formula holds against the
+    rest, with the AUC; with ``by_length``, one plot per length side by side (as in the INVERT
+    paper), each for the best formula of at most that many literals.
 
     Args:
         explanations (Explanations): Result of ``InverseRecognition.attribute`` or
@@ -328,12 +330,15 @@ def visualize_neuron_explanation(
                     ``explanations``.
         concepts (Tensor or ndarray, optional): ``(N, C)`` labels. Default: those kept in
                     ``explanations``.
-        bins, plt_fig_axis, use_pyplot, fig_size: As in
-                    :func:`visualize_activation_distribution`.
-        title (str, optional): Axis title. Default: ``"neuron <neuron>"``.
+        bins, use_pyplot: As in :func:`visualize_activation_distribution`.
+        plt_fig_axis (tuple, optional): ``(figure, axis)`` to draw into; with ``by_length``
+                    ``(figure, axes)`` with one axis per length.
+        fig_size, title: Figure size (of each plot with ``by_length``); axis title (default
+                    ``"neuron <neuron>"``).
+        by_length (bool, optional): One plot per length. Default: False
 
     Returns:
-        *tuple* of **figure** and **axis**.
+        *tuple* of **figure** and **axis** (with ``by_length``, a ``(1, L)`` array of axes).
 
     Examples::
 
@@ -343,17 +348,40 @@ def visualize_neuron_explanation(
     explanation = explanations[neuron]
     if explanation.formula is None:
         raise ValueError(f"`neuron` {neuron} has no admissible formula to show")
-    return visualize_activation_distribution(
-        explanations.neuron_activations(neuron, activations),
-        explanations.mask(neuron, concepts),
-        auc=explanation.auc,
-        label=str(explanation.formula),
-        bins=bins,
-        plt_fig_axis=plt_fig_axis,
-        use_pyplot=use_pyplot,
-        fig_size=fig_size,
-        title=title if title is not None else f"neuron {neuron}",
+    values = explanations.neuron_activations(neuron, activations)
+    heading = title if title is not None else f"neuron {neuron}"
+    if not by_length:
+        return visualize_activation_distribution(
+            values,
+            explanations.mask(neuron, concepts),
+            auc=explanation.auc,
+            label=str(explanation.formula),
+            bins=bins,
+            plt_fig_axis=plt_fig_axis,  # type: ignore[arg-type]
+            use_pyplot=use_pyplot,
+            fig_size=fig_size,
+            title=heading,
+        )
+    lengths = explanation.best_by_length
+    size = (fig_size[0] * len(lengths), fig_size[1])
+    fig, axes = _create_default_plot(
+        plt_fig_axis, use_pyplot, size, ncols=len(lengths), squeeze=False
     )
+    for axis, (length, entry) in zip(np.asarray(axes).flat, lengths.items(), strict=True):
+        visualize_activation_distribution(
+            values,
+            explanations.mask(neuron, concepts, length=length),
+            auc=entry.auc,
+            label=str(entry.formula),
+            bins=bins,
+            plt_fig_axis=(fig, axis),
+            use_pyplot=False,
+            title=f"{heading}: length <= {length}",
+        )
+    fig.tight_layout()
+    if use_pyplot:
+        plt.show()
+    return fig, axes
 
 
 def visualize_top_activating(
@@ -419,8 +447,7 @@ def visualize_top_activating(
             f"`inputs` must be a tensor of the {values.shape[0]} samples of the activations, got "
             f"{getattr(inputs, 'shape', type(inputs).__name__)}"
         )
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"`k` must be an int >= 1, got {k!r}")
+    check_positive_int(k, "k")
     top = torch.topk(values, min(k, values.shape[0])).indices
     titles = (
         _concept_titles(labels, names, top, max_labels)

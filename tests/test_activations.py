@@ -50,7 +50,9 @@ def test_layer_activations_streams_tensors_and_loaders_alike() -> None:
 def test_batches_and_reductions() -> None:
     values = torch.arange(10)
     assert [len(batch) for batch in iterate_batches(values, 4)] == [4, 4, 2]
-    with pytest.raises(TypeError, match="`inputs` must be a tensor or an iterable"):
+    with pytest.raises(
+        TypeError, match="`inputs` must be a tensor, a tuple of tensors .* or an iterable"
+    ):
         list(iterate_batches(3, 4))  # type: ignore[arg-type]
     maps = torch.rand(2, 3, 4, 4)
     assert torch.equal(reduce_activations(maps, "max"), maps.flatten(2).amax(2))

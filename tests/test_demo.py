@@ -27,8 +27,23 @@ def test_demo_writes_tables_images_and_history(report_index: Path) -> None:
         assert all(0.5 <= e.auc <= 1.0 for e in explanations if e.formula is not None)
     history = json.loads((folder / "inversion_history.json").read_text())
     assert history and all(len(values) > 0 for values in history.values())
-    for name in ("inversion_grid", "inversion_training_curves", "conv2_top_activating_0"):
+    for name in (
+        "inversion_grid",
+        "inversion_training_curves",
+        "conv2_top_activating_0",
+        "shortcut_samples",
+    ):
         assert (folder / "images" / f"{name}.png").stat().st_size > 1000
+
+
+def test_demo_reports_label_accuracy_and_the_shortcut(report_index: Path) -> None:
+    summary = json.loads((report_index.parent / "shortcut.json").read_text())
+    assert 0.0 <= summary["label_accuracy"] <= 1.0
+    shortcut = summary["shortcut"]
+    assert len(shortcut["mark_intensity"]) == 10
+    assert all("watermark" in formula for _, formula, _ in shortcut["units"])
+    page = report_index.read_text()
+    assert "Finding a shortcut" in page and 'id="label-accuracy"' in page
 
 
 def _chromium() -> tuple[str, str] | None:

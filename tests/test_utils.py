@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from captum_netinv._utils import check_layer_in_model, check_positive_int, eval_mode, model_device
+from captum_netinv._utils import (
+    check_forward_func,
+    check_layer_in_model,
+    check_positive_int,
+    check_seed,
+    eval_mode,
+    excerpt,
+    model_device,
+    modules_of,
+)
 
 
 def _mixed_model() -> nn.Sequential:
@@ -52,3 +64,75 @@ def test_checks_name_the_argument() -> None:
 def test_model_device() -> None:
     assert model_device(nn.Linear(2, 2)) == torch.device("cpu")
     assert model_device(lambda x: x) == torch.device("cpu")
+
+
+class _Holder:
+    r"""A callable object holding its model as an attribute."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs)
+
+
+def _wrappers(model: nn.Module) -> dict[str, object]:
+    def closure(inputs: torch.Tensor) -> torch.Tensor:
+        return model(inputs)
+
+    return {
+        "module": model,
+        "closure": closure,
+        "bound method": model.forward,
+        "partial": functools.partial(lambda net, inputs: net(inputs), model),
+        "callable object": _Holder(model),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["module", "closure", "bound method", "partial", "callable object"]
+)
+def test_modules_of_finds_the_model_a_callable_runs(kind: str) -> None:
+    model = _mixed_model()
+    assert modules_of(_wrappers(model)[kind]) == [model]
+    assert model_device(_wrappers(model)[kind]) == torch.device("cpu")
+
+
+def test_eval_mode_restores_buffers_exactly_for_wrapped_models() -> None:
+    model = _mixed_model()
+    for kind, wrapped in _wrappers(model).items():
+        buffers = {name: value.clone() for name, value in model.named_buffers()}
+        flags = [module.training for module in model.modules()]
+        with eval_mode(wrapped):
+            assert not any(module.training for module in model.modules()), kind
+            model.train()  # a forward in train mode inside the block updates the statistics
+            model(torch.randn(8, 3))
+        assert [module.training for module in model.modules()] == flags, kind
+        for name, value in model.named_buffers():
+            assert torch.equal(value, buffers[name]), (kind, name)
+
+
+def test_a_callable_without_a_module_is_named_in_a_warning() -> None:
+    with pytest.warns(UserWarning, match="nn.Module could not be found"):
+        check_forward_func(lambda inputs: inputs.sum(dim=1, keepdim=True))
+    with pytest.raises(TypeError, match="`forward_func` must be the model"):
+        check_forward_func("model")
+
+
+def test_seed_and_count_checks() -> None:
+    assert check_seed(np.int64(3)) == 3 and check_seed(None) is None
+    assert check_positive_int(np.int32(4), "n") == 4
+    with pytest.raises(ValueError, match=r"`seed` must be in \[0, 2\*\*63\)"):
+        check_seed(2**70)
+    with pytest.raises(ValueError, match=r"`seed` must be in \[0, 2\*\*63\)"):
+        check_seed(-1)
+    with pytest.raises(TypeError, match="`seed` must be an int"):
+        check_seed(1.5)
+    with pytest.raises(TypeError, match="`n` must be an int >= 1, got 2.0"):
+        check_positive_int(2.0, "n")
+
+
+def test_excerpt_cuts_long_inputs() -> None:
+    assert excerpt("abc") == "'abc'"
+    text = excerpt("x" * 10**6)
+    assert len(text) < 120 and "1000002 characters" in text

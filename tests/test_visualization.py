@@ -59,6 +59,17 @@ def test_neuron_explanation_shows_both_distributions_with_the_auc(explained) -> 
     assert [p.get_height() for p in other.patches] == heights
 
 
+def test_neuron_explanation_by_length_shows_each_length_side_by_side(explained) -> None:
+    explanations, _ = explained
+    item = explanations[1]
+    fig, axes = visualize_neuron_explanation(explanations, 1, use_pyplot=False, by_length=True)
+    assert axes.shape == (1, len(item.by_length)) == (1, 3)
+    for axis, (length, entry) in zip(axes.flat, item.best_by_length.items(), strict=True):
+        legend = [text.get_text() for text in axis.get_legend().get_texts()]
+        assert legend == ["rest", f"{entry.formula} (AUC {entry.auc:.3f})"]
+        assert axis.get_title() == f"neuron 1: length <= {length}"
+
+
 def test_top_activating_grid_titles_show_concept_labels(explained) -> None:
     explanations, images = explained
     fig, axes = visualize_top_activating(explanations, 1, images, k=6, ncols=3, use_pyplot=False)

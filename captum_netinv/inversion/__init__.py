@@ -9,28 +9,35 @@ from captum_netinv.inversion.conditioning import (
     ConditioningBatch,
     draw_conditioning,
     hot_matrices,
+    soft_hot_matrices,
     soft_vectors,
 )
 from captum_netinv.inversion.evaluation import InversionEvaluation
 from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, IMAGE_PRIORS
 from captum_netinv.inversion.network_inversion import NetworkInversion
+from captum_netinv.inversion.presets import DEFAULT, PAPER, PRESETS, Preset
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.training import NonFiniteLossError, jittered
 
 __all__ = [
     "CONDITIONING_MODES",
+    "DEFAULT",
     "DEFAULT_LOSS_WEIGHTS",
     "IMAGE_PRIORS",
+    "PAPER",
+    "PRESETS",
     "ConditionedGenerator",
     "ConditioningBatch",
     "InversionEvaluation",
     "InversionSettings",
     "NetworkInversion",
     "NonFiniteLossError",
+    "Preset",
     "draw_conditioning",
     "hot_matrices",
     "jittered",
     "sampling_mode",
+    "soft_hot_matrices",
     "soft_vectors",
 ]

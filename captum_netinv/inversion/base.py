@@ -6,6 +6,8 @@ and the fit's orchestration (resume, random streams, checkpoints); the Captum cl
 
 from __future__ import annotations
 
+import copy
+import numbers
 import os
 import random
 import warnings
@@ -14,22 +16,37 @@ from typing import Any
 
 import torch
 from captum.attr._utils.attribution import LayerAttribution
+from captum.concept import Concept
 from torch import Tensor, nn
 
-from captum_netinv._utils import check_layer_in_model, check_positive_int, eval_mode, model_device
+from captum_netinv._utils import (
+    check_forward_func,
+    check_layer_in_model,
+    check_positive_int,
+    check_seed,
+    excerpt,
+    model_device,
+    single_module,
+)
 from captum_netinv.inversion.checkpoint import (
     CHECKPOINT_FORMAT,
     FitCheckpoint,
-    check_fingerprint,
     check_resumable,
     model_fingerprint,
     read_checkpoint,
+    read_saved_inversion,
     write_atomically,
 )
 from captum_netinv.inversion.generator import ConditionedGenerator, check_input_shape
-from captum_netinv.inversion.sampling import generate, rng_devices
+from captum_netinv.inversion.sampling import (
+    concept_id_of,
+    generate,
+    rng_devices,
+    samples_as_concept,
+)
 from captum_netinv.inversion.settings import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_LR,
     DEFAULT_STEPS,
     InversionSettings,
     normalization_tensors,
@@ -40,6 +57,7 @@ from captum_netinv.inversion.training import (
     History,
     NonFiniteLossError,
     StepCallback,
+    check_trainable_settings,
     train_generator,
 )
 
@@ -63,6 +81,7 @@ class _InversionBase(LayerAttribution):
         attribute_to_layer_input: bool | None,
         device_ids: list[int] | None,
     ) -> None:
+        check_forward_func(forward_func)
         chosen_layer = default_layer(forward_func) if layer is None else layer
         check_layer_in_model(forward_func, chosen_layer)
         LayerAttribution.__init__(self, forward_func, chosen_layer, device_ids)
@@ -74,15 +93,21 @@ class _InversionBase(LayerAttribution):
             raise TypeError(f"`generator` must be an nn.Module, got {type(generator).__name__}")
         self.generator = generator
         self.custom_generator = generator is not None
-        if num_classes is not None:
-            check_positive_int(num_classes, "num_classes")
+        # fit() starts from these weights every time (see _fresh_generator)
+        self._initial_generator = (
+            None if generator is None else copy.deepcopy(generator.state_dict())
+        )
+        check_trainable_settings(settings, self.custom_generator)
+        if num_classes is not None and check_positive_int(num_classes, "num_classes") < 2:
+            raise ValueError(f"`num_classes` must be >= 2 (a classifier), got {num_classes}")
         self.num_classes = num_classes
         self.input_shape: tuple[int, int, int] | None = None
         self.history: History = {}
         self.steps_trained = 0
         self._model: TargetModel | None = None
+        self._counterfeiter: tuple[tuple[Any, ...], Any] | None = None
         if input_shape is not None:
-            self._set_input_shape(check_input_shape(input_shape))
+            self._set_input_shape(check_input_shape(input_shape), None, deferrable=True)
 
     @classmethod
     def _from_settings(
@@ -119,7 +144,14 @@ class _InversionBase(LayerAttribution):
         r"""Whether the generator has been trained (by :meth:`fit` or :meth:`load`)."""
         return self.steps_trained > 0
 
-    def _set_input_shape(self, input_shape: tuple[int, int, int]) -> None:
+    def _set_input_shape(
+        self, input_shape: tuple[int, int, int], extra_args: Any, deferrable: bool = False
+    ) -> None:
+        r"""
+        Sets the input shape and finds the number of classes with one forward pass; when
+        ``deferrable`` (the constructor) a ``TypeError`` of the model, e.g. a missing extra
+        argument, defers that pass to the first call that gives ``additional_forward_args``.
+        """
         model = TargetModel(
             self.forward_func,
             self.layer,
@@ -129,17 +161,26 @@ class _InversionBase(LayerAttribution):
         )
         probe = torch.full((2, *input_shape), sum(self.settings.input_range) / 2)
         try:
-            with torch.no_grad(), eval_mode(self.forward_func):
-                output = self.forward_func(model.to_model_space(probe.to(self.device)))
+            output = model.with_args(extra_args).outputs(model.to_model_space(probe))
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            if deferrable and isinstance(error, TypeError):
+                self.input_shape, self._model = input_shape, None
+                return
             raise ValueError(
-                f"`input_shape` {input_shape}: the model fails on a batch of that shape ({error})"
+                f"`input_shape` {input_shape}: the model fails on a batch of that shape "
+                f"({excerpt(str(error), 300)})"
+                + (
+                    "; if it takes more inputs, pass `additional_forward_args`"
+                    if isinstance(error, TypeError)
+                    else ""
+                )
             ) from error
         self.num_classes = num_classes_of_output(output, 2, self.num_classes)
         self.input_shape = input_shape
         self._model = model
 
-    def _ensure_input_shape(self, inputs: Tensor | None) -> TargetModel:
+    def _ensure_input_shape(self, inputs: Tensor | None, extra_args: Any = None) -> TargetModel:
+        r"""The model view, once the input shape is known; ``extra_args`` go with its calls."""
         if inputs is not None:
             if not isinstance(inputs, Tensor) or inputs.dim() != 4:
                 raise ValueError(
@@ -152,14 +193,16 @@ class _InversionBase(LayerAttribution):
                     f"`inputs` have shape {shape} per sample but `input_shape` is "
                     f"{self.input_shape}"
                 )
-            if self.input_shape is None:
-                self._set_input_shape(shape)
+            if self._model is None:
+                self._set_input_shape(shape, extra_args)
+        if self._model is None and self.input_shape is not None:
+            self._set_input_shape(self.input_shape, extra_args)
         if self._model is None:
             raise ValueError(
                 "the input shape is unknown: pass `input_shape=(C, H, W)` to NetworkInversion "
                 "or an example batch as `inputs`"
             )
-        return self._model
+        return self._model.with_args(extra_args)
 
     def _ensure_generator(self) -> nn.Module:
         if self.generator is None:
@@ -178,6 +221,8 @@ class _InversionBase(LayerAttribution):
             conditioning=self.settings.conditioning,
             dropout=self.settings.dropout,
             input_range=self.settings.input_range,
+            vector_encoder=self.settings.vector_encoder,
+            matrix_encoding=self.settings.matrix_encoding,
         ).to(self.device)
 
     def _fingerprint(self) -> dict[str, Any]:
@@ -185,11 +230,9 @@ class _InversionBase(LayerAttribution):
         return model_fingerprint(self.forward_func, self.input_shape, self.num_classes)
 
     def _config(self) -> dict[str, Any]:
-        module_names = (
-            {module: name for name, module in self.forward_func.named_modules()}
-            if isinstance(self.forward_func, nn.Module)
-            else {}
-        )
+        module_names = {
+            module: name for name, module in single_module(self.forward_func).named_modules()
+        }
         return {
             **self.settings.to_dict(),
             "layer": module_names.get(self.layer),
@@ -220,14 +263,22 @@ class _InversionBase(LayerAttribution):
         checkpoint_every: int,
         seed: int | None,
         callback: StepCallback | None,
+        additional_forward_args: Any = None,
+        desc: str = "NetworkInversion fit",
     ) -> History:
-        model = self._ensure_input_shape(inputs)
+        r"""
+        :meth:`NetworkInversion.fit`: a fresh fit of ``steps`` steps from the generator's
+        initial weights (history and ``steps_trained`` start over), or the rest of the fit
+        saved at ``checkpoint_path`` up to ``steps`` in all.
+        """
+        model = self._ensure_input_shape(inputs, additional_forward_args)
+        seed = check_seed(seed)
         check_positive_int(steps, "steps")
         check_positive_int(checkpoint_every, "checkpoint_every")
         if check_positive_int(batch_size, "batch_size") < 2:
             raise ValueError(f"`batch_size` must be >= 2 (pairwise terms), got {batch_size}")
-        if not lr > 0:
-            raise ValueError(f"`lr` must be > 0, got {lr}")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+            raise ValueError(f"`lr` must be a number > 0, got {excerpt(lr)}")
         resumed = self._resumable_checkpoint(checkpoint_path, seed, batch_size, lr)
         seed = resumed.seed if resumed is not None else seed
         if seed is None:
@@ -237,8 +288,7 @@ class _InversionBase(LayerAttribution):
             if resumed is None:
                 torch.manual_seed(seed)
                 rng.manual_seed(seed)
-                if not self.custom_generator and not self.fitted:
-                    self.generator = self._new_generator()
+                self._fresh_generator()
             generator = self._ensure_generator()
             optimizer = torch.optim.Adam(generator.parameters(), lr=lr)
             if resumed is not None and checkpoint_path is not None:
@@ -266,6 +316,7 @@ class _InversionBase(LayerAttribution):
                     history=self.history,
                     start=self.steps_trained if resumed is not None else 0,
                     progress=progress,
+                    desc=desc,
                     callback=callback,
                     checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every,
@@ -278,6 +329,28 @@ class _InversionBase(LayerAttribution):
                     f"{error} (last good checkpoint: {checkpoint_path!r})", error.step
                 ) from error
         return self.history
+
+    def _fresh_generator(self) -> None:
+        r"""The generator at its initial weights, and no history: every fit starts over."""
+        self.history = {}
+        self.steps_trained = 0
+        if self._initial_generator is None:
+            self.generator = self._new_generator()
+        else:
+            assert self.generator is not None
+            self.generator.load_state_dict(self._initial_generator)
+
+    def _companion(self, settings: InversionSettings, fit: dict[str, Any], extra_args: Any) -> Any:
+        r"""
+        The counterfeit companion: an inversion with ``settings`` fitted with the arguments
+        ``fit``, kept for later calls with the same ``steps``, ``batch_size`` and ``seed``.
+        """
+        key = (fit["steps"], fit["batch_size"], fit["seed"])
+        if self._counterfeiter is None or self._counterfeiter[0] != key:
+            companion = self._sibling(settings)
+            companion.fit(**fit, additional_forward_args=extra_args)
+            self._counterfeiter = key, companion
+        return self._counterfeiter[1]
 
     def _resumable_checkpoint(
         self, path: str | None, seed: int | None, batch_size: int, lr: float
@@ -302,22 +375,33 @@ class _InversionBase(LayerAttribution):
         self.steps_trained = fit.step
         fit.restore(optimizer, rng, self.device)
 
-    def _ensure_fitted(self, inputs: Tensor | None = None) -> TargetModel:
-        model = self._ensure_input_shape(inputs)
+    def _ensure_fitted(
+        self, inputs: Tensor | None = None, extra_args: Any = None, caller: str = "attribute"
+    ) -> TargetModel:
+        r"""
+        The model view of a fitted inversion: an unfitted one is first fitted with the default
+        budget, which a warning and the progress bar ("first {caller} call") make visible.
+        """
+        model = self._ensure_input_shape(inputs, extra_args)
         if not self.fitted:
             warnings.warn(
-                f"NetworkInversion is not fitted yet: fitting the generator with the default "
-                f"budget ({DEFAULT_STEPS} steps of {DEFAULT_BATCH_SIZE} samples) first; call "
-                "fit() to choose the budget",
+                f"NetworkInversion is not fitted yet: {caller}() fits the generator with the "
+                f"default budget ({DEFAULT_STEPS} steps of {DEFAULT_BATCH_SIZE} samples) "
+                "first; call fit() to choose the budget and seed",
                 stacklevel=3,
             )
-            self.fit(steps=DEFAULT_STEPS, progress=True)
+            desc = f"NetworkInversion fit (first {caller} call)"
+            # fit()'s defaults: inputs, the default budget (steps, batch, lr), progress bar, no
+            # checkpoint (path, every), a random seed, no callback
+            budget = (DEFAULT_STEPS, DEFAULT_BATCH_SIZE, DEFAULT_LR)
+            self._run_fit(None, *budget, True, None, 100, None, None, extra_args, desc)
         return model
 
     def _generate(
         self, targets: Tensor, latents: Tensor | None = None, seed: int | None = None
     ) -> Tensor:
         assert self._model is not None and self.num_classes is not None
+        seed = check_seed(seed)
         return generate(
             self._ensure_generator(),
             self._model,
@@ -327,6 +411,32 @@ class _InversionBase(LayerAttribution):
             self.device,
             latents,
             seed,
+        )
+
+    def _concept(
+        self,
+        target: int,
+        n_samples: int,
+        batch_size: int,
+        concept_id: int | None,
+        name: str | None,
+        seed: int | None,
+    ) -> Concept:
+        r""":meth:`NetworkInversion.as_concept`: the draw as a concept with an id of its own."""
+        if not isinstance(target, numbers.Integral) or isinstance(target, bool):
+            raise TypeError(f"`target` must be an int class index, got {excerpt(target)}")
+        if concept_id is not None and (
+            not isinstance(concept_id, numbers.Integral) or isinstance(concept_id, bool)
+        ):
+            raise TypeError(f"`concept_id` must be an int, got {excerpt(concept_id)}")
+        check_positive_int(batch_size, "batch_size")
+        samples = self.attribute(target=int(target), n_samples=n_samples, seed=seed).detach()
+        assert self.generator is not None
+        if concept_id is None:
+            concept_id = concept_id_of(self.generator, int(target), n_samples, seed)
+        draw = "random" if seed is None else f"seed_{seed}"
+        return samples_as_concept(
+            samples, int(concept_id), name or f"inverted_class_{target}_{draw}", batch_size
         )
 
     def to_pixel_space(self, inputs: Tensor) -> Tensor:
@@ -352,18 +462,11 @@ class _InversionBase(LayerAttribution):
         layer: nn.Module | None,
         device_ids: list[int] | None,
     ) -> Any:
-        state = read_checkpoint(path)
-        config = {"jitter": 0, **state["config"]}  # format 1 files from before jitter existed
-        fingerprint = state["fingerprint"]
-        if config["custom_generator"] and generator is None:
-            raise ValueError(
-                f"{path!r} was fitted with a custom generator: pass a module of the same "
-                "architecture as `generator`"
-            )
-        current = model_fingerprint(model, fingerprint["input_shape"], fingerprint["num_classes"])
-        check_fingerprint(fingerprint, current, path)
-        if layer is None and config["layer"] is not None and isinstance(model, nn.Module):
-            layer = model.get_submodule(config["layer"])
+        check_forward_func(model, "model")
+        state = read_saved_inversion(path, model, generator is not None)
+        config, fingerprint = state["config"], state["fingerprint"]
+        if layer is None and config["layer"] is not None:
+            layer = single_module(model).get_submodule(config["layer"])
         inversion = cls._from_settings(
             model,
             InversionSettings.from_dict(config),

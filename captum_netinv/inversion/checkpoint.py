@@ -6,13 +6,20 @@ fitted on; a fit checkpoint adds the optimizer, the random states and the step, 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import tempfile
+import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+
+from captum_netinv._utils import modules_of
+from captum_netinv.inversion.settings import FORMAT1_VALUES
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -21,58 +28,172 @@ __all__ = [
     "check_resumable",
     "model_fingerprint",
     "read_checkpoint",
+    "read_saved_inversion",
+    "weights_hash",
     "write_atomically",
 ]
 
 CHECKPOINT_FORMAT = "captum_netinv.NetworkInversion/1"
 
 
+#: Keys every saved inversion holds (a fit checkpoint adds :meth:`FitCheckpoint.to_dict`'s).
+_REQUIRED_KEYS = ("fingerprint", "config", "generator", "history", "steps_trained")
+#: Values read from each tensor for :func:`weights_hash`.
+_SAMPLES_PER_TENSOR = 257
+
+
 def model_fingerprint(
     model: object, input_shape: Sequence[int], num_classes: int
 ) -> dict[str, Any]:
-    r"""What a checkpoint must match: input shape, class count, parameter names and shapes."""
-    parameters = (
-        [[name, list(p.shape)] for name, p in model.named_parameters()]
-        if isinstance(model, nn.Module)
-        else []
-    )
+    r"""
+    What a checkpoint must match: input shape, class count, parameter names and shapes, and a
+    hash of the weights (:func:`weights_hash`), of the modules ``model`` runs.
+    """
+    modules = modules_of(model)
+    prefixes = [""] if len(modules) == 1 else [f"{index}." for index in range(len(modules))]
+    named = [
+        (prefix + name, parameter)
+        for prefix, module in zip(prefixes, modules, strict=False)
+        for name, parameter in module.named_parameters()
+    ]
     return {
         "input_shape": list(input_shape),
         "num_classes": int(num_classes),
-        "parameters": parameters,
+        "parameters": [[name, list(parameter.shape)] for name, parameter in named],
+        "weights": weights_hash(modules),
     }
 
 
+def weights_hash(modules: Sequence[torch.nn.Module]) -> str:
+    r"""
+    A cheap hash of the weights of ``modules``: SHA-1 of evenly strided samples (as float32
+    bytes, so the device does not matter) of every parameter and floating-point buffer. Models
+    trained separately differ in every tensor, so the samples tell them apart.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    for module in modules:
+        tensors = [*module.parameters(), *module.buffers()]
+        for tensor in tensors:
+            if not tensor.is_floating_point():
+                continue
+            flat = tensor.detach().reshape(-1)
+            stride = max(1, flat.numel() // _SAMPLES_PER_TENSOR)
+            samples = torch.cat([flat[::stride], flat[-1:]]).float().cpu()
+            digest.update(samples.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def check_fingerprint(stored: Mapping[str, Any], current: Mapping[str, Any], path: str) -> None:
-    r"""Refuses a checkpoint written for another model or input shape, saying what differs."""
-    for key, what in (
+    r"""
+    Refuses a checkpoint written for another model, weights or input shape, saying what
+    differs; a file written before weights were fingerprinted loads with a warning.
+    """
+    unchecked = "weights" not in stored
+    checks = [
         ("input_shape", "input shape"),
         ("num_classes", "number of classes"),
         ("parameters", "model parameters (names and shapes)"),
-    ):
+        ("weights", "model weights (the model was trained further or differently)"),
+    ]
+    if unchecked:  # format-1 files of wrapped models stored no parameters either
+        checks = checks[:3] if stored.get("parameters") else checks[:2]
+    for key, what in checks:
         if stored.get(key) != current.get(key):
-            detail = f"{stored.get(key)} != {current.get(key)}" if key != "parameters" else "differ"
+            detail = (
+                f"{stored.get(key)} != {current.get(key)}"
+                if key in ("input_shape", "num_classes")
+                else "differ"
+            )
             raise ValueError(
                 f"checkpoint {path!r} was written for another model or shape: its {what} "
                 f"{detail}; load it with the model it was trained on"
             )
+    if unchecked:
+        warnings.warn(
+            f"checkpoint {path!r} was written before weights were fingerprinted: only the "
+            "model's architecture could be checked; make sure it is the model it was fitted on",
+            stacklevel=4,
+        )
 
 
 def write_atomically(state: Mapping[str, Any], path: str) -> None:
-    r"""``torch.save`` to a temporary file then rename, so a crash never leaves half a file."""
+    r"""
+    ``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a
+    file, and a failure leaves no temporary file behind.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"`path` {path!r} is a directory; give a file name to save to")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    temporary = f"{path}.tmp"
-    torch.save(dict(state), temporary)
-    os.replace(temporary, path)
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(dict(state), file)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
-    r"""A checkpoint written by :class:`NetworkInversion`, loaded with ``weights_only=True``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    r"""
+    A checkpoint written by :class:`NetworkInversion`, loaded with ``weights_only=True``;
+    anything else (empty, truncated, foreign or damaged files) raises a ``ValueError`` naming
+    ``path``.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a NetworkInversion checkpoint file")
+    not_ours = f"{path!r} is not a NetworkInversion checkpoint"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OSError,
+    ) as error:
+        # torch's own message would advise weights_only=False: never for a file we cannot vouch for
+        raise ValueError(
+            f"{not_ours} (torch.load cannot read it: {type(error).__name__}); give a file "
+            "written by NetworkInversion.save() or fit(checkpoint_path=...)"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path!r} is not a NetworkInversion checkpoint")
+        found = type(state).__name__ if not isinstance(state, dict) else "a dict of other keys"
+        raise ValueError(f"{not_ours}: it holds {found}, not format {CHECKPOINT_FORMAT!r}")
+    missing = [key for key in _REQUIRED_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{not_ours}: it is damaged, the keys {missing} are missing")
     return state
+
+
+def read_saved_inversion(path: str, model: object, generator_given: bool) -> dict[str, Any]:
+    r"""
+    The inversion saved at ``path``, once shown to fit ``model`` (:func:`check_fingerprint`)
+    and to have a ``generator`` when it was fitted with a custom one; format-1 files get the
+    settings added since (``jitter`` 0) filled in.
+    """
+    state = read_checkpoint(path)
+    config = {"jitter": 0, **state["config"]}
+    fingerprint = state["fingerprint"]
+    if config.get("custom_generator") and not generator_given:
+        raise ValueError(
+            f"{path!r} was fitted with a custom generator: pass a module of the same "
+            "architecture as `generator`"
+        )
+    current = model_fingerprint(model, fingerprint["input_shape"], fingerprint["num_classes"])
+    check_fingerprint(fingerprint, current, path)
+    return {**state, "config": config}
 
 
 @dataclass
@@ -170,7 +291,8 @@ def check_resumable(
             f"{path!r} holds a saved inversion (from save()), not a fit checkpoint: load it "
             "with NetworkInversion.load(), or give fit() another checkpoint_path"
         )
-    stored = state["config"]
+    # files from before a setting existed ran with its old behaviour (FORMAT1_VALUES)
+    stored = {**FORMAT1_VALUES, **state["config"]}
     differing = [key for key in config if stored.get(key) != config[key]]
     if differing:
         raise ValueError(

@@ -35,6 +35,9 @@ class InversionEvaluation:
                     the model's features (at the inversion's ``layer``) of a class's samples.
         verifier_hit_rate (float or None): Hit rate under ``verifier``, when one was given.
         verifier_hit_rate_per_class (Tensor or None): Its value per class.
+        preset (str or None): The preset the inversion ran with (``"default"``, ``"paper"``),
+                    None where the samples did not come from a
+                    :class:`~captum_netinv.NetworkInversion`.
     """
 
     hit_rate: float
@@ -45,6 +48,7 @@ class InversionEvaluation:
     diversity_per_class: Tensor
     verifier_hit_rate: float | None = None
     verifier_hit_rate_per_class: Tensor | None = None
+    preset: str | None = None
 
 
 def predicted_classes(classifier: Callable, inputs: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,10 @@ from captum_netinv._utils import eval_mode
 from captum_netinv.inversion.conditioning import (
     ConditioningBatch,
     ConditioningMode,
+    MatrixEncoding,
     check_conditioning_mode,
+    check_matrix_encoding,
+    class_code_maps,
     latent_conditioning_size,
     matrix_channel,
 )
@@ -27,6 +31,8 @@ from captum_netinv.inversion.conditioning import (
 __all__ = [
     "ConditionedGenerator",
     "DEFAULT_DROPOUT",
+    "VECTOR_ENCODERS",
+    "VectorEncoder",
     "check_input_shape",
     "sampling_mode",
 ]
@@ -40,6 +46,10 @@ _VECTOR_HIDDEN = 128
 _NARROWEST = 16
 #: Dropout rate after every up-sampling stage (benchmarks/bench_inversion.py, RESULTS.md).
 DEFAULT_DROPOUT = 0.3
+#: How a soft vector is joined to ``z``: ``"mlp"`` (rescaled to a mean entry of 1 and decoded
+#: by a hidden layer) or ``"none"`` (joined as it is, the paper's simplest encoder).
+VectorEncoder = Literal["mlp", "none"]
+VECTOR_ENCODERS: tuple[str, ...] = get_args(VectorEncoder)
 
 
 def check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[int, int, int]:
@@ -74,10 +84,14 @@ class ConditionedGenerator(nn.Module):
     to a ``(width, h0, w0)`` map with ``h0, w0`` in 4..7; each stage doubles the size with a
     transposed convolution, batch norm, ReLU and dropout (of single units by default, of whole
     feature maps with ``channel_dropout``; see the ablation in ``benchmarks/RESULTS.md``); a last
-    convolution gives the input's
-    channels, resized to ``(H, W)`` where the doubling overshoots, and a sigmoid maps it into
-    ``input_range``. With matrix conditioning the hot matrix is joined as an extra channel to
-    the first feature map at least ``num_classes`` wide (the last one if none is).
+    convolution gives the input's channels, resized to ``(H, W)`` where the doubling
+    overshoots, and a sigmoid maps it into ``input_range``. With matrix conditioning the class
+    matrix is joined as an extra channel to the first feature map with at least ``num_classes``
+    pixels (the last one if none has): with the ``"projection"`` encoding as ``sum_k v_k
+    code_k`` of the soft vector ``v`` and fixed per-class code maps
+    (:func:`~captum_netinv.inversion.conditioning.class_code_maps`), distinct for every class at
+    any size; with ``"hot"`` (format-1 checkpoints) as the pooled hot matrix, joined to the
+    first map at least ``num_classes`` wide.
 
     Args:
         input_shape (tuple[int, int, int]): ``(C, H, W)`` of the generated inputs, H, W >= 8.
@@ -90,6 +104,10 @@ class ConditionedGenerator(nn.Module):
                     single units (``nn.Dropout``). Default: False
         input_range (tuple[float, float], optional): Range of the generated values.
                     Default: (0.0, 1.0)
+        vector_encoder (str, optional): ``"mlp"`` or ``"none"`` (:data:`VectorEncoder`).
+                    Default: ``"mlp"``
+        matrix_encoding (str, optional): ``"projection"`` or ``"hot"``. Default:
+                    ``"projection"``
 
     Examples::
 
@@ -108,12 +126,19 @@ class ConditionedGenerator(nn.Module):
         dropout: float = DEFAULT_DROPOUT,
         input_range: tuple[float, float] = (0.0, 1.0),
         channel_dropout: bool = False,
+        vector_encoder: VectorEncoder = "mlp",
+        matrix_encoding: MatrixEncoding = "projection",
     ) -> None:
         super().__init__()
         channels, height, width = check_input_shape(input_shape)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout}")
         self.mode = check_conditioning_mode(conditioning)
+        self.matrix_encoding = check_matrix_encoding(matrix_encoding)
+        if vector_encoder not in VECTOR_ENCODERS:
+            raise ValueError(
+                f"`vector_encoder` must be one of {VECTOR_ENCODERS}, got {vector_encoder!r}"
+            )
         self.output_size = (height, width)
         self.input_range = (float(input_range[0]), float(input_range[1]))
         stages = _upsampling_stages(height, width)
@@ -121,13 +146,12 @@ class ConditionedGenerator(nn.Module):
         widths = [min(_WIDEST, 32 * 2 ** (stages - 1))]
         widths += [max(_NARROWEST, widths[0] // 2 ** (i + 1)) for i in range(stages)]
         sizes = [(self.base_size[0] * 2**i, self.base_size[1] * 2**i) for i in range(stages + 1)]
-        # the first map at least as large as the matrix, so that no row or column is merged
-        self.matrix_stage = (
-            next((i for i in range(stages + 1) if min(sizes[i]) >= num_classes), stages)
-            if "matrix" in self.mode
-            else -1
-        )
+        self.matrix_stage = _matrix_stage(self.mode, self.matrix_encoding, sizes, num_classes)
+        if self.matrix_stage >= 0 and self.matrix_encoding == "projection":
+            codes = class_code_maps(num_classes, sizes[self.matrix_stage])
+            self.register_buffer("class_codes", codes)
         self.embedding = nn.Embedding(num_classes, num_classes) if self.mode == "label" else None
+        self.joins_vector = "vector" in self.mode
         # the class is the argmax of the soft vector, a non-linear read-out: a hidden layer
         # decodes it before it is joined to z
         self.vector_encoder = (
@@ -136,7 +160,7 @@ class ConditionedGenerator(nn.Module):
                 nn.ReLU(),
                 nn.Linear(_VECTOR_HIDDEN, num_classes),
             )
-            if "vector" in self.mode
+            if self.joins_vector and vector_encoder == "mlp"
             else None
         )
         self.project = nn.Linear(
@@ -164,10 +188,14 @@ class ConditionedGenerator(nn.Module):
         code = z
         if self.embedding is not None:
             code = torch.cat([z, self.embedding(condition.targets)], dim=1)
-        elif self.vector_encoder is not None and condition.vectors is not None:
-            # scaled to a mean entry of 1, so that the vector weighs like the unit-variance z
-            vectors = condition.vectors * condition.vectors.shape[1]
-            code = torch.cat([z, self.vector_encoder(vectors)], dim=1)
+        elif self.joins_vector:
+            if condition.vectors is None:
+                raise ValueError(f"conditioning {self.mode!r} needs soft vectors; none were drawn")
+            vectors = condition.vectors
+            if self.vector_encoder is not None:
+                # scaled to a mean entry of 1, so that the vector weighs like the unit-variance z
+                vectors = self.vector_encoder(vectors * vectors.shape[1])
+            code = torch.cat([z, vectors], dim=1)
         hidden = self.project(code).view(len(z), self.widths[0], *self.base_size)
         hidden = F.relu(self.project_norm(hidden))
         for index, stage in enumerate(self.stages):
@@ -181,13 +209,44 @@ class ConditionedGenerator(nn.Module):
         low, high = self.input_range
         return low + (high - low) * torch.sigmoid(hidden)
 
+    def class_matrix(self, condition: ConditioningBatch, size: Sequence[int]) -> Tensor:
+        r"""
+        The ``(B, 1, H, W)`` channel joined to the ``size`` feature map in matrix modes:
+        ``sum_k v_k code_k`` of the soft vectors (``"projection"``), or the hot matrices
+        resized (``"hot"``).
+        """
+        if self.matrix_encoding == "projection":
+            if condition.vectors is None:
+                raise ValueError(f"conditioning {self.mode!r} needs soft vectors; none were drawn")
+            codes = self.get_buffer("class_codes")
+            return torch.einsum("bk,khw->bhw", condition.vectors.to(codes.dtype), codes)[:, None]
+        if condition.matrices is None:
+            raise ValueError(f"conditioning {self.mode!r} needs hot matrices; none were drawn")
+        return matrix_channel(condition.matrices, (size[0], size[1]))
+
     def _join_matrix(self, hidden: Tensor, condition: ConditioningBatch, index: int) -> Tensor:
         if index != self.matrix_stage:
             return hidden
-        if condition.matrices is None:
-            raise ValueError(f"conditioning {self.mode!r} needs hot matrices; none were drawn")
-        channel = matrix_channel(condition.matrices, (hidden.shape[-2], hidden.shape[-1]))
+        channel = self.class_matrix(condition, (hidden.shape[-2], hidden.shape[-1]))
         return torch.cat([hidden, channel.to(hidden.dtype)], dim=1)
+
+
+def _matrix_stage(
+    mode: ConditioningMode,
+    encoding: MatrixEncoding,
+    sizes: Sequence[tuple[int, int]],
+    num_classes: int,
+) -> int:
+    r"""The stage whose input map the class matrix joins; -1 without matrix conditioning."""
+    if "matrix" not in mode:
+        return -1
+    if encoding == "hot":
+        # the first map at least as wide as the matrix (format-1 checkpoints)
+        fits = [min(size) >= num_classes for size in sizes]
+    else:
+        # the first map with a pixel per class: orthogonal, equally distant class codes
+        fits = [size[0] * size[1] >= num_classes for size in sizes]
+    return fits.index(True) if any(fits) else len(sizes) - 1
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from captum._utils.typing import TargetType
@@ -18,30 +18,26 @@ from torch import Tensor, nn
 
 from captum_netinv._utils import check_positive_int
 from captum_netinv.inversion.base import _InversionBase
-from captum_netinv.inversion.checkpoint import (
-    write_atomically,
-)
-from captum_netinv.inversion.conditioning import ConditioningMode
+from captum_netinv.inversion.checkpoint import write_atomically
+from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.counterfeits import counterfeit_settings, search_counterfeits
 from captum_netinv.inversion.evaluation import InversionEvaluation, evaluate_samples
-from captum_netinv.inversion.sampling import samples_as_concept, targets_from
+from captum_netinv.inversion.generator import VectorEncoder
+from captum_netinv.inversion.presets import Preset, preset_named
+from captum_netinv.inversion.sampling import targets_from
 from captum_netinv.inversion.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
     DEFAULT_STEPS,
     InversionSettings,
 )
-from captum_netinv.inversion.training import (
-    History,
-    StepCallback,
-)
+from captum_netinv.inversion.training import History, StepCallback
 
 if TYPE_CHECKING:
     from captum_netinv.visualization import FigureAxes, FigureAxis
 
 __all__ = ["NetworkInversion"]
 
-_DEFAULTS = InversionSettings()
 _SETTING_NAMES = tuple(item.name for item in dataclasses.fields(InversionSettings))
 
 
@@ -75,21 +71,26 @@ class NetworkInversion(_InversionBase):
         layer: nn.Module | None = None,
         input_shape: Sequence[int] | None = None,
         num_classes: int | None = None,
-        conditioning: ConditioningMode = _DEFAULTS.conditioning,
+        conditioning: ConditioningMode | None = None,
         generator: nn.Module | None = None,
-        latent_dim: int = _DEFAULTS.latent_dim,
-        dropout: float = _DEFAULTS.dropout,
+        latent_dim: int | None = None,
+        dropout: float | None = None,
         loss_weights: Mapping[str, float] | None = None,
-        input_range: tuple[float, float] = _DEFAULTS.input_range,
+        input_range: tuple[float, float] | None = None,
         input_normalization: tuple[Sequence[float] | float, Sequence[float] | float] | None = None,
         attribute_to_layer_input: bool | None = None,
-        sample_with_dropout: bool = _DEFAULTS.sample_with_dropout,
-        vector_scale: float = _DEFAULTS.vector_scale,
-        vector_margin: float = _DEFAULTS.vector_margin,
-        jitter: int = _DEFAULTS.jitter,
+        sample_with_dropout: bool | None = None,
+        vector_scale: float | None = None,
+        vector_margin: float | None = None,
+        jitter: int | None = None,
         device_ids: list[int] | None = None,
+        vector_encoder: VectorEncoder | None = None,
+        matrix_encoding: MatrixEncoding | None = None,
+        preset: str | Preset = "default",
     ) -> None:
         r"""
+        Settings left as None take ``preset``'s values; the defaults below are ``"default"``'s.
+
         Args:
             forward_func (Callable or nn.Module): The classifier, returning ``(batch,
                         num_classes)`` logits; never modified (eval mode in fits, hooks removed).
@@ -99,7 +100,7 @@ class NetworkInversion(_InversionBase):
                         Default: read from the ``inputs`` example batch of :meth:`fit`.
             num_classes (int, optional): Number of classes. Default: found by a forward pass.
             conditioning (str, optional): ``"label"`` (learned embedding), ``"vector"`` (soft
-                        vector), ``"matrix"`` (hot matrix joined to a feature map) or
+                        vector), ``"matrix"`` (class matrix joined to a feature map) or
                         ``"vector+matrix"``. Default: ``"vector"``
             generator (nn.Module, optional): ``generator(z, condition)`` of ``z`` ``(B,
                         latent_dim)`` and a :class:`~captum_netinv.inversion.ConditioningBatch`
@@ -107,8 +108,8 @@ class NetworkInversion(_InversionBase):
                         :class:`~captum_netinv.inversion.ConditionedGenerator` for the shape.
             latent_dim (int, optional): Length of the noise vector. Default: 64
             dropout (float, optional): Dropout rate of the default generator. Default: 0.3
-            loss_weights (dict, optional): Overrides of
-                        :data:`~captum_netinv.inversion.DEFAULT_LOSS_WEIGHTS`; 0 switches off.
+            loss_weights (dict, optional): Overrides of the preset's weights (default:
+                        :data:`~captum_netinv.inversion.DEFAULT_LOSS_WEIGHTS`); 0 switches off.
             input_range (tuple[float, float], optional): Range of the generated pixels.
                         Default: (0.0, 1.0)
             input_normalization (tuple, optional): ``(mean, std)``, floats or one per channel:
@@ -124,9 +125,14 @@ class NetworkInversion(_InversionBase):
                         sees in :meth:`fit` (:func:`~captum_netinv.inversion.jittered`); 0: off.
                         Default: 1
             device_ids (list[int], optional): Devices of a ``DataParallel`` model, as in Captum.
+            vector_encoder (str, optional): ``"mlp"`` or ``"none"`` (the soft vector joined
+                        to ``z`` as it is). Default: ``"mlp"``
+            matrix_encoding (str, optional): ``"projection"``, ``"hot"``. Default: ``"projection"``
+            preset (str or Preset, optional): ``"default"`` or ``"paper"``
+                        (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """
         arguments = locals()  # the settings are the constructor's arguments of the same names
-        settings = InversionSettings(**{name: arguments[name] for name in _SETTING_NAMES})
+        settings = preset_named(preset).settings(**{n: arguments[n] for n in _SETTING_NAMES})
         self._setup(
             forward_func,
             layer,
@@ -137,7 +143,6 @@ class NetworkInversion(_InversionBase):
             attribute_to_layer_input,
             device_ids,
         )
-        self._counterfeiter: tuple[tuple[int, int, int | None], NetworkInversion] | None = None
 
     def fit(
         self,
@@ -150,6 +155,7 @@ class NetworkInversion(_InversionBase):
         checkpoint_every: int = 100,
         seed: int | None = None,
         callback: StepCallback | None = None,
+        additional_forward_args: Any = None,
     ) -> History:
         r"""
         Trains the generator through the frozen model with Adam
@@ -160,7 +166,9 @@ class NetworkInversion(_InversionBase):
         random state is left alone. With ``checkpoint_path`` the generator, optimizer, history
         and random states are written every ``checkpoint_every`` steps and at the end; if the
         file already holds a checkpoint of this inversion the fit resumes from it and ends with
-        the weights an uninterrupted fit would have.
+        the weights an uninterrupted fit would have. Otherwise every call starts over from the
+        generator's initial weights: ``history`` and ``steps_trained`` then count this fit's
+        ``steps`` alone (to train further, fit with ``checkpoint_path`` and a larger ``steps``).
 
         Args:
             inputs (Tensor, optional): Example batch, only read for the input shape.
@@ -175,6 +183,10 @@ class NetworkInversion(_InversionBase):
             callback (Callable, optional): Called as ``callback(step, values)`` after each step
                         with the step's loss terms, total ``"loss"`` and ``"hit_rate"``;
                         returning True stops the fit (a checkpoint is written first).
+            additional_forward_args (Any, optional): Extra arguments of ``forward_func`` after
+                        the inputs, as in Captum; passed unchanged with every batch of
+                        generated samples, so they must not be per-sample (broadcastable ones,
+                        e.g. ``(1, ...)``, are fine).
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step for each loss term,
@@ -200,9 +212,8 @@ class NetworkInversion(_InversionBase):
             checkpoint_every,
             seed,
             callback,
+            additional_forward_args,
         )
-
-    # -- sampling and evaluation -------------------------------------------------------------
 
     @log_usage()
     def attribute(
@@ -212,12 +223,15 @@ class NetworkInversion(_InversionBase):
         n_samples: int | None = None,
         latents: Tensor | None = None,
         seed: int | None = None,
+        additional_forward_args: Any = None,
     ) -> Tensor:
         r"""
         Generates inputs that the model assigns to ``target``.
 
-        If the inversion is not fitted yet it is first fitted with the default budget (a
-        warning says so and a progress bar shows it).
+        If the inversion is not fitted yet it is first fitted with the default budget, as a
+        Captum method gives a result from the model alone; a warning and a progress bar
+        labelled "NetworkInversion fit (first attribute call)" make the fit visible. Call
+        :meth:`fit` first to choose its budget and seed (:doc:`/guarantees`).
 
         Args:
             inputs (Tensor, optional): Example batch ``(N, C, H, W)``; only its shape is read,
@@ -229,6 +243,8 @@ class NetworkInversion(_InversionBase):
             latents (Tensor, optional): ``(n, latent_dim)`` latent codes to decode instead of
                         random ones.
             seed (int, optional): Seed of the latent codes, conditioning draws and dropout.
+            additional_forward_args (Any, optional): As in :meth:`fit`; only used by the
+                        first-call fit (sampling does not run the model).
 
         Returns:
             *Tensor* of **samples**, shape ``(n, *input_shape)``, in the model's input space
@@ -240,10 +256,10 @@ class NetworkInversion(_InversionBase):
             >>> model(sevens).argmax(dim=1)
             tensor([7, 7, 7, 7])
         """
-        self._ensure_input_shape(inputs)
+        self._ensure_input_shape(inputs, additional_forward_args)
         assert self.num_classes is not None
         targets = targets_from(target, n_samples, self.num_classes)
-        self._ensure_fitted()
+        self._ensure_fitted(None, additional_forward_args)
         return self._generate(targets, latents, seed)
 
     def evaluate(
@@ -251,6 +267,7 @@ class NetworkInversion(_InversionBase):
         n_per_class: int = 100,
         verifier: Callable | None = None,
         seed: int | None = 0,
+        additional_forward_args: Any = None,
     ) -> InversionEvaluation:
         r"""
         Measures the inversion on ``n_per_class`` fresh samples of every class
@@ -262,6 +279,8 @@ class NetworkInversion(_InversionBase):
                         its hit rate tells whether samples carry the class's features rather
                         than adversarial noise specific to the model.
             seed (int, optional): Seed of the samples. Default: 0
+            additional_forward_args (Any, optional): As in :meth:`fit` (not given to
+                        ``verifier``).
 
         Returns:
             :class:`InversionEvaluation`.
@@ -276,13 +295,12 @@ class NetworkInversion(_InversionBase):
             raise ValueError(
                 f"`n_per_class` must be >= 2 (diversity is pairwise), got {n_per_class}"
             )
-        model = self._ensure_fitted()
+        model = self._ensure_fitted(None, additional_forward_args, "evaluate")
         assert self.num_classes is not None
         targets = torch.arange(self.num_classes).repeat_interleave(n_per_class)
         samples = self._generate(targets, seed=seed)
-        return evaluate_samples(model, samples, targets, self.num_classes, verifier)
-
-    # -- persistence -------------------------------------------------------------------------
+        result = evaluate_samples(model, samples, targets, self.num_classes, verifier)
+        return dataclasses.replace(result, preset=self.settings.preset)
 
     def save(self, path: str) -> None:
         r"""
@@ -296,8 +314,8 @@ class NetworkInversion(_InversionBase):
 
             >>> inversion.save("lenet_inversion.pt")
         """
-        self._ensure_input_shape(None)
-        self._ensure_generator()
+        if not self.fitted:
+            raise ValueError("nothing to save: the inversion is not fitted; call fit() first")
         write_atomically(self._state(), path)
 
     @classmethod
@@ -334,8 +352,6 @@ class NetworkInversion(_InversionBase):
         """
         return cls._restore(path, model, generator, layer, device_ids)
 
-    # -- integrations ------------------------------------------------------------------------
-
     def as_concept(
         self,
         target: int,
@@ -354,8 +370,12 @@ class NetworkInversion(_InversionBase):
             target (int): The class.
             n_samples (int, optional): Number of samples. Default: 64
             batch_size (int, optional): Samples per batch of ``data_iter``. Default: 16
-            concept_id (int, optional): The concept's id. Default: ``target``
-            name (str, optional): The concept's name. Default: ``"inverted_class_{target}"``
+            concept_id (int, optional): The concept's id. Default: a hash of the generator,
+                        ``target``, ``n_samples`` and ``seed`` (random without a seed) in
+                        ``[2**23, 2**24)``: never a small user id, the same only for
+                        the same draw (which TCAV's saved CAVs may then serve).
+            name (str, optional): The concept's name. Default:
+                        ``"inverted_class_{target}_seed_{seed}"`` (``_random`` without seed)
             seed (int, optional): Seed of the samples.
 
         Returns:
@@ -366,13 +386,7 @@ class NetworkInversion(_InversionBase):
             >>> threes = inversion.as_concept(3, n_samples=50)
             >>> tcav = TCAV(model, layers=["fc1"])
         """
-        if not isinstance(target, int) or isinstance(target, bool):
-            raise TypeError(f"`target` must be an int class index, got {target!r}")
-        samples = self.attribute(target=target, n_samples=n_samples, seed=seed).detach()
-        concept_id = target if concept_id is None else concept_id
-        return samples_as_concept(
-            samples, concept_id, name or f"inverted_class_{target}", batch_size
-        )
+        return self._concept(target, n_samples, batch_size, concept_id, name, seed)
 
     def counterfeits(
         self,
@@ -385,6 +399,7 @@ class NetworkInversion(_InversionBase):
         batch_size: int = DEFAULT_BATCH_SIZE,
         seed: int | None = None,
         progress: bool = True,
+        additional_forward_args: Any = None,
     ) -> Tensor:
         r"""
         Inputs the model accepts as ``target`` with probability >= ``confidence`` that
@@ -407,6 +422,8 @@ class NetworkInversion(_InversionBase):
             batch_size (int, optional): Its batch size. Default: 64
             seed (int, optional): Seed of the companion fit and of the draws.
             progress (bool, optional): Show the companion fit's progress. Default: True
+            additional_forward_args (Any, optional): As in :meth:`fit` (not given to
+                        ``verifier``).
 
         Returns:
             *Tensor* of shape ``(m, *input_shape)``, ``m <= n_samples``, in model space.
@@ -420,15 +437,12 @@ class NetworkInversion(_InversionBase):
             raise ValueError(f"`confidence` must be in (0, 1), got {confidence}")
         check_positive_int(n_samples, "n_samples")
         check_positive_int(max_draws, "max_draws")
-        model = self._ensure_input_shape(None)
+        model = self._ensure_input_shape(None, additional_forward_args)
         assert self.num_classes is not None
         targets_from(target, 1, self.num_classes)
-        key = (steps, batch_size, seed)
-        if self._counterfeiter is None or self._counterfeiter[0] != key:
-            companion = self._sibling(counterfeit_settings(self.settings))
-            companion.fit(steps=steps, batch_size=batch_size, seed=seed, progress=progress)
-            self._counterfeiter = key, companion
-        companion = self._counterfeiter[1]
+        fit = {"steps": steps, "batch_size": batch_size, "seed": seed, "progress": progress}
+        extra_args = additional_forward_args
+        companion = self._companion(counterfeit_settings(self.settings), fit, extra_args)
         return search_counterfeits(
             lambda targets, draw_seed: companion._generate(targets, seed=draw_seed),
             model,
@@ -439,8 +453,6 @@ class NetworkInversion(_InversionBase):
             max_draws,
             seed,
         )
-
-    # -- plots -------------------------------------------------------------------------------
 
     def visualize(
         self,
@@ -461,13 +473,7 @@ class NetworkInversion(_InversionBase):
         from captum_netinv.visualization import visualize_inversion
 
         return visualize_inversion(
-            self,
-            n_per_class=n_per_class,
-            seed=seed,
-            class_names=class_names,
-            plt_fig_axis=plt_fig_axis,
-            use_pyplot=use_pyplot,
-            title=title,
+            self, n_per_class, seed, class_names, plt_fig_axis, use_pyplot, title
         )
 
     def visualize_history(

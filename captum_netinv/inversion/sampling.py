@@ -6,6 +6,11 @@ generator's dropout), so the same seed gives the same samples and the global sta
 
 from __future__ import annotations
 
+import hashlib
+import numbers
+import secrets
+
+import numpy as np
 import torch
 from captum._utils.typing import TargetType
 from captum.concept import Concept
@@ -13,13 +18,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from captum_netinv._activations import iterate_batches
-from captum_netinv._utils import check_positive_int
+from captum_netinv._utils import check_positive_int, excerpt
+from captum_netinv.inversion.checkpoint import weights_hash
 from captum_netinv.inversion.generator import sampling_mode
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.target_model import SAMPLE_BATCH_SIZE, TargetModel
 
 __all__ = [
+    "CONCEPT_ID_BASE",
     "DEFAULT_SAMPLES",
+    "concept_id_of",
     "generate",
     "latent_codes",
     "rng_devices",
@@ -29,12 +37,17 @@ __all__ = [
 
 #: Number of samples drawn for an int ``target`` when ``n_samples`` is not given.
 DEFAULT_SAMPLES = 16
+#: Ids of concepts drawn by ``as_concept`` lie in ``[CONCEPT_ID_BASE, 2 * CONCEPT_ID_BASE)``,
+#: far above the small ids users give their own concepts, and below 2**24: TCAV's classifier
+#: stores the ids as float32 class labels, which hold integers exactly only up to there.
+CONCEPT_ID_BASE = 2**23
 
 
 def targets_from(target: TargetType, n_samples: int | None, num_classes: int) -> Tensor:
     r"""
-    The class of each sample to generate from Captum's target forms: an int (or scalar tensor)
-    repeated ``n_samples`` times (default 16), or a list / 1-D tensor of ints, one sample each.
+    The class of each sample to generate from Captum's target forms: an int (numpy's too, or a
+    scalar tensor) repeated ``n_samples`` times (default 16), or a non-empty list / 1-D tensor
+    / array of ints, one sample each.
     """
     if target is None:
         raise ValueError("`target` is required: the class (or classes) to generate inputs for")
@@ -42,27 +55,26 @@ def targets_from(target: TargetType, n_samples: int | None, num_classes: int) ->
         isinstance(target, list) and target and isinstance(target[0], tuple)
     ):
         raise TypeError(
-            f"`target` must be an int, a list of ints or a 1-D tensor of ints, got {target!r}: "
-            "tuple targets index multi-dimensional outputs, the inverted model's output is "
-            "(batch, num_classes)"
+            f"`target` must be an int, a list of ints or a 1-D tensor of ints, got "
+            f"{excerpt(target)}: tuple targets index multi-dimensional outputs, the inverted "
+            "model's output is (batch, num_classes)"
         )
-    if isinstance(target, Tensor) and target.dim() == 0:
-        target = int(target.item())
-    if isinstance(target, int) and not isinstance(target, bool):
+    if (
+        isinstance(target, (str, bytes, float))
+        or not hasattr(target, "__len__")
+        and not (isinstance(target, (numbers.Integral, Tensor)))
+    ):
+        raise TypeError(
+            f"`target` must be an int, a list of ints or a 1-D tensor of ints, got "
+            f"{type(target).__name__} {excerpt(target)}"
+        )
+    if isinstance(target, (Tensor, np.ndarray)) and target.ndim == 0:
+        target = target.item()
+    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
         count = check_positive_int(DEFAULT_SAMPLES if n_samples is None else n_samples, "n_samples")
-        targets = torch.full((count,), target, dtype=torch.long)
+        targets = torch.full((count,), int(target), dtype=torch.long)
     else:
-        targets = torch.as_tensor(target).reshape(-1)
-        if targets.dtype.is_floating_point or targets.dtype == torch.bool:
-            raise TypeError(f"`target` must hold ints, got dtype {targets.dtype}")
-        if n_samples is not None and n_samples != len(targets):
-            raise ValueError(
-                f"`n_samples` ({n_samples}) must be None or equal the number of targets "
-                f"({len(targets)}) when `target` is a list or tensor"
-            )
-        targets = targets.long().cpu()
-    if len(targets) == 0:
-        raise ValueError("`target` is empty")
+        targets = _target_list(target, n_samples)
     bad = targets[(targets < 0) | (targets >= num_classes)]
     if len(bad):
         raise ValueError(
@@ -70,6 +82,29 @@ def targets_from(target: TargetType, n_samples: int | None, num_classes: int) ->
             f"got {bad.unique().tolist()[:5]}"
         )
     return targets
+
+
+def _target_list(target: object, n_samples: int | None) -> Tensor:
+    """The classes of a list / 1-D tensor / array ``target``, checked."""
+    if len(target) == 0:  # type: ignore[arg-type]
+        raise ValueError("`target` is empty: give at least one class")
+    try:
+        targets = torch.as_tensor(target)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"`target` must hold ints, got {excerpt(target)}") from error
+    if targets.dim() != 1:
+        raise ValueError(
+            f"`target` must be an int or 1-D (one class per sample), got shape "
+            f"{tuple(targets.shape)}"
+        )
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise TypeError(f"`target` must hold ints, got dtype {targets.dtype}")
+    if n_samples is not None and n_samples != len(targets):
+        raise ValueError(
+            f"`n_samples` ({excerpt(n_samples)}) must be None or equal the number of targets "
+            f"({len(targets)}) when `target` is a list or tensor"
+        )
+    return targets.long().cpu()
 
 
 def latent_codes(
@@ -82,6 +117,11 @@ def latent_codes(
         raise ValueError(
             f"`latents` must be a ({count}, {latent_dim}) tensor (one code per sample), got "
             f"{getattr(latents, 'shape', type(latents).__name__)}"
+        )
+    if not (latents.dtype.is_floating_point and bool(torch.isfinite(latents).all())):
+        raise ValueError(
+            f"`latents` must hold finite floating-point values, got dtype {latents.dtype}"
+            + ("" if not latents.dtype.is_floating_point else " with NaN or infinite values")
         )
     return latents.float().cpu()
 
@@ -140,6 +180,18 @@ def generate(
             condition = settings.draw_condition(chunk, num_classes, rng)
             outputs.append(model.to_model_space(generator(z.to(device), condition.to(device))))
     return torch.cat(outputs)
+
+
+def concept_id_of(generator: nn.Module, target: int, n_samples: int, seed: int | None) -> int:
+    r"""
+    The concept id of a draw: a hash of the generator's weights, the class, the count and the
+    seed (a fresh random id when ``seed`` is None), in ``[CONCEPT_ID_BASE, 2 * CONCEPT_ID_BASE)``:
+    the same draw keeps its id (TCAV may reuse its saved CAVs), any other draw gets another.
+    """
+    draw = f"{weights_hash([generator])}/{target}/{n_samples}/"
+    draw += secrets.token_hex(8) if seed is None else str(seed)
+    digest = hashlib.sha1(draw.encode(), usedforsecurity=False).hexdigest()
+    return CONCEPT_ID_BASE + int(digest, 16) % CONCEPT_ID_BASE
 
 
 def samples_as_concept(samples: Tensor, concept_id: int, name: str, batch_size: int) -> Concept:

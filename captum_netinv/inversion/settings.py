@@ -21,16 +21,19 @@ from captum_netinv.inversion.conditioning import (
     DEFAULT_VECTOR_SCALE,
     ConditioningBatch,
     ConditioningMode,
+    MatrixEncoding,
     check_conditioning_mode,
+    check_matrix_encoding,
     draw_conditioning,
 )
-from captum_netinv.inversion.generator import DEFAULT_DROPOUT
+from captum_netinv.inversion.generator import DEFAULT_DROPOUT, VECTOR_ENCODERS, VectorEncoder
 from captum_netinv.inversion.losses import resolve_loss_weights
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_LR",
     "DEFAULT_STEPS",
+    "FORMAT1_VALUES",
     "InversionSettings",
     "Normalization",
     "normalization_tensors",
@@ -46,6 +49,14 @@ DEFAULT_LR = 2e-3
 #: ``(mean, std)`` of the model's input normalization as ``(1, C, 1, 1)`` tensors.
 Normalization = tuple[Tensor, Tensor]
 _NormalizationArgument = tuple[Sequence[float] | float, Sequence[float] | float] | None
+#: The settings a saved file without the key had: no jitter (before it existed), the MLP vector
+#: encoder and the pooled hot matrix (before presets), the default preset.
+FORMAT1_VALUES: dict[str, Any] = {
+    "jitter": 0,
+    "vector_encoder": "mlp",
+    "matrix_encoding": "hot",
+    "preset": "default",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,10 @@ class InversionSettings:
         vector_scale (float): Standard deviation of the soft vectors' Gaussian draws.
         vector_margin (float): Lead of the target's logit in a soft vector.
         jitter (int): Largest random shift, in pixels, of the batches the model sees in a fit.
+        vector_encoder (str): ``"mlp"`` or ``"none"``: how the soft vector is joined to ``z``.
+        matrix_encoding (str): ``"projection"`` or ``"hot"``: how matrix modes join the class.
+        preset (str): Name of the preset these settings started from (a label: every value
+                    above is explicit).
 
     Examples::
 
@@ -83,6 +98,9 @@ class InversionSettings:
     vector_scale: float = DEFAULT_VECTOR_SCALE
     vector_margin: float = DEFAULT_VECTOR_MARGIN
     jitter: int = 1
+    vector_encoder: VectorEncoder = "mlp"
+    matrix_encoding: MatrixEncoding = "projection"
+    preset: str = "default"
 
     def __post_init__(self) -> None:
         check_conditioning_mode(self.conditioning)
@@ -92,6 +110,13 @@ class InversionSettings:
         _check_number(self.vector_margin, "vector_margin", ">= 0", lambda v: v >= 0)
         if not isinstance(self.jitter, int) or isinstance(self.jitter, bool) or self.jitter < 0:
             raise ValueError(f"`jitter` must be an int >= 0 (pixels), got {self.jitter!r}")
+        check_matrix_encoding(self.matrix_encoding)
+        if self.vector_encoder not in VECTOR_ENCODERS:
+            raise ValueError(
+                f"`vector_encoder` must be one of {VECTOR_ENCODERS}, got {self.vector_encoder!r}"
+            )
+        if not isinstance(self.preset, str):
+            raise TypeError(f"`preset` must be a preset's name, got {self.preset!r}")
         if not isinstance(self.sample_with_dropout, bool):
             raise TypeError(
                 f"`sample_with_dropout` must be a bool, got {type(self.sample_with_dropout)}"
@@ -116,6 +141,7 @@ class InversionSettings:
             rng=rng,
             vector_scale=self.vector_scale,
             vector_margin=self.vector_margin,
+            matrix_encoding=self.matrix_encoding,
         )
 
     def replace(self, **changes: Any) -> InversionSettings:
@@ -138,13 +164,20 @@ class InversionSettings:
             "vector_scale": self.vector_scale,
             "vector_margin": self.vector_margin,
             "jitter": self.jitter,
+            "vector_encoder": self.vector_encoder,
+            "matrix_encoding": self.matrix_encoding,
+            "preset": self.preset,
         }
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> InversionSettings:
-        r"""Settings from :meth:`to_dict`'s form; other keys of ``values`` are ignored."""
+        r"""
+        Settings from :meth:`to_dict`'s form; other keys of ``values`` are ignored. Keys that
+        files written before them lack take the values that reproduce those files' behaviour
+        (:data:`FORMAT1_VALUES`), not today's defaults.
+        """
         names = {item.name for item in dataclasses.fields(cls)}
-        chosen = {key: value for key, value in values.items() if key in names}
+        chosen = {key: value for key, value in {**FORMAT1_VALUES, **values}.items() if key in names}
         for key in ("input_range", "input_normalization"):
             if isinstance(chosen.get(key), list):
                 chosen[key] = tuple(chosen[key])

@@ -6,14 +6,17 @@ checks on the model's output, so that training, sampling, evaluation and counter
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from captum._utils.common import _format_additional_forward_args
 from torch import Tensor, nn
 
 from captum_netinv._activations import forward_with_layer, iterate_batches
-from captum_netinv._utils import eval_mode
+from captum_netinv._utils import eval_mode, model_device, modules_of
 from captum_netinv.inversion.settings import Normalization, to_model_space
 
 __all__ = ["SAMPLE_BATCH_SIZE", "TargetModel", "default_layer", "num_classes_of_output"]
@@ -33,6 +36,8 @@ class TargetModel:
         attribute_to_layer_input (bool): Read the layer's input instead of its output.
         device_ids (list[int] or None): Devices of a ``DataParallel`` model.
         normalization (Normalization or None): Model-space ``(mean, std)``.
+        additional_forward_args (Any): Extra arguments of ``forward_func`` after the inputs,
+                    as in Captum, passed unchanged with every batch (so never per-sample).
     """
 
     forward_func: Callable
@@ -40,6 +45,21 @@ class TargetModel:
     attribute_to_layer_input: bool
     device_ids: list[int] | None
     normalization: Normalization | None
+    additional_forward_args: Any = None
+
+    def with_args(self, additional_forward_args: Any) -> TargetModel:
+        r"""This view with other ``additional_forward_args``."""
+        return dataclasses.replace(self, additional_forward_args=additional_forward_args)
+
+    def __call__(self, model_inputs: Tensor) -> Any:
+        r"""The model's output for one batch, with the extra arguments."""
+        extra = _format_additional_forward_args(self.additional_forward_args) or ()
+        return self.forward_func(model_inputs, *extra)
+
+    def outputs(self, model_inputs: Tensor) -> Any:
+        r"""The model's output for one batch, in eval mode, without gradients, on its device."""
+        with torch.no_grad(), eval_mode(self.forward_func):
+            return self(model_inputs.to(model_device(self.forward_func)))
 
     def logits_and_features(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
         r"""Logits and flattened features of one batch, in the autograd graph."""
@@ -47,6 +67,7 @@ class TargetModel:
             self.forward_func,
             model_inputs,
             self.layer,
+            additional_forward_args=self.additional_forward_args,
             attribute_to_layer_input=self.attribute_to_layer_input,
             device_ids=self.device_ids,
         )
@@ -67,7 +88,7 @@ class TargetModel:
         with torch.no_grad(), eval_mode(self.forward_func):
             return torch.cat(
                 [
-                    self.forward_func(batch).softmax(dim=1).cpu()
+                    self(batch).softmax(dim=1).cpu()
                     for batch in iterate_batches(model_inputs, SAMPLE_BATCH_SIZE)
                 ]
             )
@@ -78,16 +99,17 @@ class TargetModel:
 
 
 def default_layer(forward_func: Callable) -> nn.Linear:
-    r"""The last ``nn.Linear`` of ``forward_func``; its input feeds the diversity terms."""
-    linears = (
-        [m for m in forward_func.modules() if isinstance(m, nn.Linear)]
-        if isinstance(forward_func, nn.Module)
-        else []
-    )
+    r"""The last ``nn.Linear`` of ``forward_func`` (or of the modules it wraps)."""
+    linears = [
+        m
+        for module in modules_of(forward_func)
+        for m in module.modules()
+        if isinstance(m, nn.Linear)
+    ]
     if not linears:
         raise ValueError(
-            "`layer` is None and the model has no nn.Linear to default to (or is not an "
-            "nn.Module); pass the layer whose features the diversity terms should use"
+            "`layer` is None and the model has no nn.Linear to default to (or none could be "
+            "found in the callable); pass the layer whose features the diversity terms use"
         )
     return linears[-1]
 
@@ -101,6 +123,12 @@ def num_classes_of_output(output: object, batch: int, num_classes: int | None) -
         raise ValueError(
             "the model's output must be a (batch, num_classes) tensor of logits; for a batch "
             f"of {batch} it returned {getattr(output, 'shape', type(output).__name__)}"
+        )
+    if output.shape[1] < 2:
+        raise ValueError(
+            f"the model outputs {output.shape[1]} logit per sample: NetworkInversion needs a "
+            "classifier with >= 2 classes (for a binary model with one logit, wrap it to "
+            "return torch.cat([-logit, logit], dim=1))"
         )
     if num_classes is not None and output.shape[1] != num_classes:
         raise ValueError(

@@ -6,13 +6,14 @@ conditioning and codes from ``rng``, sums the loss terms and reports each step t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_netinv._utils import eval_mode, model_device
+from captum_netinv._utils import eval_mode, model_device, modules_of
 from captum_netinv.inversion.conditioning import ConditioningBatch
 from captum_netinv.inversion.losses import (
     batchnorm_layers,
@@ -20,6 +21,7 @@ from captum_netinv.inversion.losses import (
     record_batchnorm_inputs,
     weighted_sum,
 )
+from captum_netinv.inversion.presets import PRESETS
 from captum_netinv.inversion.sampling import latent_codes
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.target_model import TargetModel
@@ -29,6 +31,7 @@ __all__ = [
     "NonFiniteLossError",
     "StepCallback",
     "balanced_targets",
+    "check_trainable_settings",
     "jittered",
     "train_generator",
 ]
@@ -89,7 +92,11 @@ def _loss_terms(
     images = generator(z, condition)
     model_inputs = model.to_model_space(images)
     weights = settings.loss_weights
-    norms = batchnorm_layers(model.forward_func) if weights["batchnorm_statistics"] > 0 else []
+    norms = (
+        [norm for module in modules_of(model.forward_func) for norm in batchnorm_layers(module)]
+        if weights["batchnorm_statistics"] > 0
+        else []
+    )
     with record_batchnorm_inputs(norms) as norm_inputs:
         logits, features = model.logits_and_features(jittered(model_inputs, settings.jitter))
     terms = inversion_loss_terms(
@@ -152,6 +159,7 @@ def train_generator(
     callback: StepCallback | None = None,
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: int = 100,
+    desc: str = "NetworkInversion fit",
 ) -> int:
     r"""
     Trains ``generator`` from step ``start`` to ``steps`` through the frozen model (in eval
@@ -173,6 +181,7 @@ def train_generator(
         checkpoint (Callable, optional): Called with the step number every
                     ``checkpoint_every`` steps, at the last step and before a stop.
         checkpoint_every (int, optional): Steps between checkpoints. Default: 100
+        desc (str, optional): The progress bar's label. Default: ``"NetworkInversion fit"``
 
     Returns:
         *int*: the number of steps done when the fit ended.
@@ -186,7 +195,7 @@ def train_generator(
     generator.train()
     with (
         eval_mode(model.forward_func),
-        tqdm(total=steps, initial=start, desc="NetworkInversion fit", disable=not progress) as bar,
+        tqdm(total=steps, initial=start, desc=desc, disable=not progress) as bar,
     ):
         for step in range(start + 1, steps + 1):
             targets = balanced_targets(batch_size, num_classes, rng)
@@ -204,3 +213,35 @@ def train_generator(
             if stop:
                 break
     return done
+
+
+def check_trainable_settings(settings: InversionSettings, custom_generator: bool) -> None:
+    r"""
+    Refuses ``settings`` that train nothing (every loss weight 0); warns of settings the fit
+    cannot use: ``dropout`` with a custom generator, a KL weight without soft vectors. Values
+    equal to the preset's are the user's choice only in name, so they never warn.
+    """
+    weights = settings.loss_weights
+    if not any(weight > 0 for weight in weights.values()):
+        raise ValueError(
+            "`loss_weights` are all 0: nothing would be trained; keep `cross_entropy` (or "
+            "`kl_divergence` with vector conditioning) above 0"
+        )
+    preset = PRESETS.get(settings.preset)
+    baseline = preset.settings() if preset is not None else InversionSettings()
+    if custom_generator and settings.dropout != baseline.dropout:
+        warnings.warn(
+            f"`dropout` ({settings.dropout}) is a setting of the default generator and is "
+            "ignored with a custom `generator`: put dropout layers in your generator",
+            stacklevel=5,
+        )
+    kl_weight = weights.get("kl_divergence", 0.0)
+    changed = kl_weight != baseline.loss_weights.get("kl_divergence")
+    example = settings.draw_condition(torch.arange(2), 2, torch.Generator().manual_seed(0))
+    if example.vectors is None and kl_weight > 0 and changed:
+        warnings.warn(
+            f"`loss_weights['kl_divergence']` ({kl_weight}) is ignored with "
+            f"conditioning={settings.conditioning!r}: the KL term compares the model's output "
+            "with soft vectors, which this conditioning does not draw",
+            stacklevel=5,
+        )

@@ -13,10 +13,28 @@ import numpy as np
 import torch
 from captum.concept import Concept
 from torch import Tensor
+from torch.utils.data import (
+    DataLoader,
+    RandomSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
+from torch.utils.data.distributed import DistributedSampler
 
 from captum_netinv._activations import InputSource, first_tensor
+from captum_netinv._utils import excerpt
 
-__all__ = ["ConceptBatches", "ConceptSource", "concept_batches", "concept_labels"]
+__all__ = [
+    "MIN_SAMPLES",
+    "ConceptBatches",
+    "ConceptSource",
+    "check_sample_order",
+    "concept_batches",
+    "concept_labels",
+]
+
+#: Fewest samples a search can compare: a formula must hold for some and not for others.
+MIN_SAMPLES = 2
 
 #: An ``(N, C)`` label matrix, a mapping name -> ``(N,)`` mask, or a list of Captum concepts.
 ConceptSource = Union[Tensor, np.ndarray, Mapping[str, Any], Sequence[Concept]]  # noqa: UP007
@@ -57,6 +75,7 @@ def concept_labels(
             f"list of captum.concept.Concept, got {type(concepts).__name__}"
         )
     labels = _binary(concepts, "concepts", dims=2)
+    _check_sample_count(labels.shape[0])
     if labels.shape[1] == 0:
         raise ValueError("`concepts` holds zero concepts; give at least one column")
     if concept_names is None:
@@ -90,13 +109,30 @@ def _mapping_labels(
     columns = [_binary(concepts[name], f"concepts[{name!r}]", dims=1) for name in names]
     lengths = {column.shape[0] for column in columns}
     if len(lengths) != 1:
-        raise ValueError(f"`concepts` masks must all have the same length, got {lengths}")
+        raise ValueError(
+            f"`concepts` masks must all have the same length, got {sorted(lengths)[:10]}"
+        )
+    _check_sample_count(lengths.pop())
     return torch.stack([column.to(columns[0].device) for column in columns], 1), names
+
+
+def _check_sample_count(count: int) -> None:
+    if count < MIN_SAMPLES:
+        raise ValueError(
+            f"`concepts` labels {count} sample(s): INVERT compares the activations of samples "
+            f"where a formula holds with the others, and needs at least {MIN_SAMPLES} samples"
+        )
 
 
 def _binary(values: Any, name: str, dims: int) -> Tensor:
     """``values`` as booleans if they are bool or 0/1 with ``dims`` dimensions, else raises."""
-    tensor = torch.as_tensor(values)
+    try:
+        tensor = torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(
+            f"`{name}` must be binary labels (a bool or 0/1 tensor or array), got "
+            f"{type(values).__name__} {excerpt(values)}"
+        ) from error
     if tensor.dim() != dims:
         expected = "(N, C)" if dims == 2 else "(N,)"
         raise ValueError(f"`{name}` must have shape {expected}, got {tuple(tensor.shape)}")
@@ -150,6 +186,11 @@ class ConceptBatches:
                 inputs = first_tensor(batch, "concepts")
                 self.sample_counts[position] += inputs.shape[0]
                 yield inputs
+            if self.sample_counts[position] == 0:
+                raise ValueError(
+                    f"`concepts`: the concept {excerpt(concept.name)} (id {concept.id}) has no "
+                    "samples: its data_iter yielded nothing"
+                )
 
     def labels(self) -> Tensor:
         r"""``(N, C)`` labels of the samples streamed so far: one concept per sample."""
@@ -198,4 +239,26 @@ def concept_batches(
         )
     if isinstance(inputs, Tensor) and inputs.dim() == 0:
         raise ValueError("`inputs` must hold a batch dimension, got a 0-d tensor")
+    check_sample_order(inputs)
     return None
+
+
+def check_sample_order(inputs: object) -> None:
+    r"""
+    Refuses a ``DataLoader`` that draws its samples in random order (``shuffle=True`` or a
+    random sampler): the rows of a label matrix would then describe other samples.
+    """
+    if not isinstance(inputs, DataLoader):
+        return
+    samplers = [inputs.sampler, getattr(inputs.batch_sampler, "sampler", None)]
+    random_order = any(
+        isinstance(sampler, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler))
+        or (isinstance(sampler, DistributedSampler) and sampler.shuffle)
+        for sampler in samplers
+    )
+    if random_order:
+        raise ValueError(
+            "`inputs` is a DataLoader that shuffles its samples, so the rows of `concepts` "
+            "would label other samples than the ones the model sees; use "
+            "DataLoader(..., shuffle=False) (or a sequential sampler) with a label matrix"
+        )

@@ -1,8 +1,10 @@
-"""Results of INVERT: per neuron the best formula with its AUC, Mann-Whitney test and final beam.
+"""Results of INVERT: per neuron the best formula with its AUC, Mann-Whitney test, final beam and
+best formula of each length.
 
-:func:`explanations_from_search` decodes a beam search's result into them. :class:`Explanations` is
-indexed by neuron, prints as a table, round-trips through JSON, becomes a ``pandas`` data frame, and
-keeps the activations and labels it was computed from for the plots.
+:func:`explanations_from_search` and :func:`explanations_from_reference` decode our search's and the
+reference search's results into them. :class:`Explanations` is indexed by neuron, prints as a table,
+round-trips through JSON, becomes a ``pandas`` data frame, and keeps the activations and labels it
+was computed from for the plots.
 """
 
 from __future__ import annotations
@@ -17,18 +19,31 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_netinv.recognition.formula import Formula
-from captum_netinv.recognition.ranking import Alternative, mann_whitney_p_values, u_statistic
-from captum_netinv.recognition.search import BeamSearchResult, SearchSettings, formula_from_steps
+from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
+from captum_netinv.recognition.ranking import (
+    Alternative,
+    mann_whitney_p_values,
+    mann_whitney_u,
+    u_statistic,
+)
+from captum_netinv.recognition.reference import ReferenceNeuronResult
+from captum_netinv.recognition.search import BeamSearchResult, SearchSettings
 
-__all__ = ["BeamEntry", "Explanation", "Explanations", "explanations_from_search"]
+__all__ = [
+    "BeamEntry",
+    "Explanation",
+    "Explanations",
+    "explanations_from_reference",
+    "explanations_from_search",
+    "formula_from_steps",
+]
 
 _JSON_FORMAT = "captum_netinv.InverseRecognition/1"
 
 
 @dataclass(frozen=True)
 class BeamEntry:
-    r"""A formula of a neuron's final beam: the formula, its AUC and its support (mask size)."""
+    r"""A formula of a neuron's beam: the formula, its AUC and its support (mask size)."""
 
     formula: Formula
     auc: float
@@ -54,6 +69,10 @@ class Explanation:
         fraction (float): ``support / N``.
         exact_test (bool): Whether the p-value used the exact null distribution.
         beam (tuple of BeamEntry): The final beam, best first (``beam[0]`` is the formula).
+        by_length (tuple of BeamEntry): ``by_length[l - 1]`` is the best formula of the beam
+                    after level ``l``: the best formula of at most ``l`` literals the search
+                    reached (the official ``memorize_states``), for ``l = 1 .. formula_length``;
+                    read it as :attr:`best_by_length`.
     """
 
     neuron: int
@@ -65,6 +84,7 @@ class Explanation:
     fraction: float = 0.0
     exact_test: bool = False
     beam: tuple[BeamEntry, ...] = ()
+    by_length: tuple[BeamEntry, ...] = ()
 
     @classmethod
     def empty(cls, neuron: int) -> Explanation:
@@ -75,6 +95,11 @@ class Explanation:
     def has_formula(self) -> bool:
         r"""Whether an admissible formula was found."""
         return self.formula is not None
+
+    @property
+    def best_by_length(self) -> dict[int, BeamEntry]:
+        r"""Length ``l`` -> the best formula of at most ``l`` literals (see ``by_length``)."""
+        return {length: entry for length, entry in enumerate(self.by_length, start=1)}
 
 
 class Explanations:
@@ -135,27 +160,32 @@ class Explanations:
     def __len__(self) -> int:
         return len(self._by_neuron)
 
-    def mask(self, neuron: int, concepts: Tensor | np.ndarray | None = None) -> Tensor:
+    def mask(
+        self, neuron: int, concepts: Tensor | np.ndarray | None = None, length: int | None = None
+    ) -> Tensor:
         r"""
-        The samples where ``neuron``'s formula holds.
+        The samples where ``neuron``'s formula (with ``length``: its best formula of at most
+        ``length`` literals, :attr:`Explanation.best_by_length`) holds, as ``N`` booleans.
 
         Args:
             neuron (int): The neuron.
             concepts (Tensor or ndarray, optional): ``(N, C)`` labels. Default: the labels the
                         explanations were computed from.
-
-        Returns:
-            *Tensor* of ``N`` booleans.
+            length (int, optional): A key of ``best_by_length``. Default: None (the formula)
         """
         explanation = self[neuron]
         if explanation.formula is None:
             raise ValueError(f"neuron {neuron} has no admissible formula, hence no mask")
+        lengths = explanation.best_by_length
+        if length is not None and length not in lengths:
+            raise ValueError(f"`length` must be one of {list(lengths)}, got {length!r}")
+        formula = explanation.formula if length is None else lengths[length].formula
         labels = concepts if concepts is not None else self.concepts
         if labels is None:
             raise ValueError(
-                "these explanations carry no labels (e.g. read from JSON): pass `concepts`"
+                "these explanations carry no labels (read from JSON?): pass `concepts`"
             )
-        return torch.as_tensor(explanation.formula.evaluate(torch.as_tensor(labels)))
+        return torch.as_tensor(formula.evaluate(torch.as_tensor(labels)))
 
     def neuron_activations(
         self, neuron: int, activations: Tensor | np.ndarray | None = None
@@ -202,15 +232,17 @@ class Explanations:
     def to_dataframe(self) -> Any:
         r"""
         A ``pandas.DataFrame`` with one row per neuron: ``neuron``, ``formula`` (text), ``length``,
-        ``auc``, ``p_value``, ``z``, ``support``, ``fraction``, ``exact_test``.
+        ``auc``, ``p_value``, ``z``, ``support``, ``fraction``, ``exact_test``, then
+        ``formula_1``, ``auc_1``, ``formula_2``, ... the best formula of at most each length
+        (:attr:`Explanation.best_by_length`).
         """
         try:
             import pandas as pd
         except ImportError as error:
             raise ImportError("to_dataframe() needs pandas: pip install pandas") from error
-        return pd.DataFrame(
-            [_table_row(item) for item in self], columns=list(_table_row(Explanation.empty(0)))
-        )
+        lengths = max([0, *(len(item.by_length) for item in self)])
+        columns = list(_table_row(Explanation.empty(0), lengths))
+        return pd.DataFrame([_table_row(item, lengths) for item in self], columns=columns)
 
     def __str__(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
@@ -250,15 +282,16 @@ def explanations_from_search(
     settings: SearchSettings,
 ) -> list[Explanation]:
     r"""
-    The explanations a beam search found: per neuron its final beam decoded into formulas and a
-    Mann-Whitney U test of the best formula.
+    The explanations a beam search found: per neuron its final beam and its best formula of each
+    length decoded into formulas, and a Mann-Whitney U test of the best formula.
 
     Args:
         result (BeamSearchResult): The search's result, one row per neuron.
         neurons (list of int): The layer index of each row's neuron.
         names (list of str): The concept names the formulas' steps index.
         count (int): Number of samples ``N`` the search ran on.
-        settings (SearchSettings): The search's settings (its ``alternative`` is tested).
+        settings (SearchSettings): The search's settings, ``formula_length`` capped as the
+                    search caps it (:meth:`~SearchSettings.for_concepts`).
 
     Returns:
         *list* of :class:`Explanation`, in the order of ``neurons``.
@@ -276,44 +309,110 @@ def explanations_from_search(
     )
     explanations = []
     for row, neuron in enumerate(neurons):
-        beam = tuple(
-            BeamEntry(
-                formula_from_steps(result.steps[row, slot].tolist(), names),
-                float(result.auc[row, slot]),
-                int(result.counts[row, slot]),
-            )
-            for slot in range(result.valid.shape[1])
-            if bool(result.valid[row, slot])
+        beam = _decoded(
+            result.steps[row], result.auc[row], result.counts[row], result.valid[row], names
         )
         if not beam:
             explanations.append(Explanation.empty(neuron))
             continue
+        levels = _decoded(
+            result.level_steps[row],
+            result.level_auc[row],
+            result.level_counts[row],
+            result.level_valid[row],
+            names,
+        )
+        test = tested[row]
         explanations.append(
             Explanation(
                 neuron=neuron,
                 formula=beam[0].formula,
                 auc=beam[0].auc,
-                p_value=float(tests.p_value[tested[row]]),
-                z=float(tests.z[tested[row]]),
+                p_value=float(tests.p_value[test]),
+                z=float(tests.z[test]),
                 support=beam[0].support,
                 fraction=beam[0].support / count,
-                exact_test=bool(tests.exact[tested[row]]),
+                exact_test=bool(tests.exact[test]),
                 beam=beam,
+                # levels after the search stopped have the last level's beam
+                by_length=levels + (levels[-1],) * (settings.formula_length - len(levels)),
             )
         )
     return explanations
 
 
-def _table_row(item: Explanation) -> dict[str, Any]:
-    """The fields of an explanation but its beam, the formula as text followed by its length."""
+def _decoded(
+    steps: Tensor, auc: Tensor, counts: Tensor, valid: Tensor, names: list[str]
+) -> tuple[BeamEntry, ...]:
+    """The ``(S,)`` slots of ``(S, L)`` steps that hold a formula, with their AUCs and supports."""
+    return tuple(
+        BeamEntry(
+            formula_from_steps(steps[slot].tolist(), names), float(auc[slot]), int(counts[slot])
+        )
+        for slot in range(steps.shape[0])
+        if bool(valid[slot])
+    )
+
+
+def explanations_from_reference(
+    results: Sequence[ReferenceNeuronResult],
+    neurons: list[int],
+    activations: Tensor,
+) -> list[Explanation]:
+    r"""
+    The explanations of :func:`~captum_netinv.recognition.reference.reference_search`: its
+    formulas, official AUCs and p-values, final beams and best formulas after each level; ``z``
+    and ``exact_test`` from our Mann-Whitney test of the same float32 activations.
+
+    Args:
+        results (sequence of ReferenceNeuronResult): One per searched column.
+        neurons (list of int): The layer index of each result's neuron.
+        activations (Tensor): ``(N, len(results))`` the activations that were searched.
+
+    Returns:
+        *list* of :class:`Explanation`, in the order of ``neurons``.
+    """
+    explanations = []
+    for result, neuron in zip(results, neurons, strict=True):
+        best = result.best
+        if best is None or best.p_value is None:
+            explanations.append(Explanation.empty(neuron))
+            continue
+        values = activations[:, result.neuron].to(torch.float32)
+        levels = [result.best_by_length[level] for level in sorted(result.best_by_length)]
+        test = mann_whitney_u(values, best.mask)
+        explanations.append(
+            Explanation(
+                neuron=neuron,
+                formula=best.formula,
+                auc=best.auc,
+                p_value=best.p_value,
+                z=float(test.z),
+                support=best.support,
+                fraction=best.support / values.shape[0],
+                exact_test=bool(test.exact),
+                beam=tuple(BeamEntry(e.formula, e.auc, e.support) for e in result.beam),
+                by_length=tuple(BeamEntry(e.formula, e.auc, e.support) for e in levels),
+            )
+        )
+    return explanations
+
+
+def _table_row(item: Explanation, lengths: int) -> dict[str, Any]:
+    """The fields of an explanation but its beams, the formula as text followed by its length,
+    then the best formula and AUC of at most each of ``1 .. lengths`` literals."""
     row: dict[str, Any] = {}
     for field in fields(item):
         value = getattr(item, field.name)
         if field.name == "formula":
             row["formula"] = None if value is None else str(value)
             row["length"] = 0 if value is None else value.length
-        elif field.name != "beam":
+        elif field.name not in ("beam", "by_length"):
             row[field.name] = value
+    for length in range(1, lengths + 1):
+        entry = item.best_by_length.get(length)
+        row[f"formula_{length}"] = None if entry is None else str(entry.formula)
+        row[f"auc_{length}"] = math.nan if entry is None else entry.auc
     return row
 
 
@@ -337,10 +436,12 @@ def _json_value(value: Any) -> Any:
 def _from_record(kind: type[Any], record: Mapping[str, Any], names: Sequence[str]) -> Any:
     """The :class:`Explanation` or :class:`BeamEntry` that :func:`_to_record` wrote."""
     hints = get_type_hints(kind)
+    # files written before a field existed lack it: it keeps its default
     return kind(
         **{
             field.name: _from_json_value(hints[field.name], record[field.name], names)
             for field in fields(kind)
+            if field.name in record
         }
     )
 
@@ -361,3 +462,37 @@ def _from_json_value(hint: Any, value: Any, names: Sequence[str]) -> Any:
 def _preview(values: list[int], limit: int = 10) -> str:
     shown = ", ".join(str(value) for value in values[:limit])
     return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def formula_from_steps(steps: Sequence[int], names: Sequence[str]) -> Formula:
+    r"""
+    The :class:`~captum_netinv.Formula` that
+    :class:`~captum_netinv.recognition.search.BeamSearchResult` encodes as steps
+    ``operator * 2C + literal`` (see there), nested to the left.
+
+    Args:
+        steps (sequence of int): One formula's steps; the first negative one ends it.
+        names (sequence of str): The ``C`` concept names.
+
+    Examples::
+
+        >>> str(formula_from_steps([0, 2 * 2 + 3, -1], ["a", "b"]))
+        'a | ~b'
+    """
+    concepts = len(names)
+    formula: Formula | None = None
+    for step in steps:
+        if step < 0:
+            break
+        operator, literal = divmod(step, 2 * concepts)
+        concept = literal % concepts
+        term: Formula = Atom(concept, names[concept])
+        if literal >= concepts:
+            term = Not(term)
+        if formula is None:
+            formula = term
+        else:
+            formula = Or(formula, term) if operator else And(formula, term)
+    if formula is None:
+        raise ValueError(f"`steps` {list(steps)} encode no formula")
+    return formula

@@ -34,10 +34,8 @@ _ESCAPE = re.compile(r"\\(.)")
 # binding strength of each node kind; a child is parenthesized when it binds weaker than needed
 _OR, _AND, _NOT, _ATOM = 1, 2, 3, 4
 
-# a piece of text, or a node still to be written in its place
-_Piece: TypeAlias = "str | Formula"
-# kind ("operator" or "name"), value and position of a token in formula text
-_Token: TypeAlias = "tuple[str, str, int]"
+_Piece: TypeAlias = "str | Formula"  # text, or a node still to be written in its place
+_Token: TypeAlias = "tuple[str, str, int]"  # kind ("operator" / "name"), value, position
 
 
 class Formula(ABC):
@@ -329,9 +327,7 @@ class _Binary(Formula):
     #: The elementwise operation on the two operands' masks.
     combine: ClassVar[Callable[[Any, Any], Any]]
 
-    def __init_subclass__(
-        cls, symbol: str = "", precedence: int = 0, combine: Callable | None = None
-    ) -> None:
+    def __init_subclass__(cls, symbol: str = "", precedence: int = 0, combine: Any = None) -> None:
         # dataclass(slots=True) builds each class again without these arguments: keep them
         if combine is not None:
             cls.symbol, cls.precedence, cls.combine = symbol, precedence, combine

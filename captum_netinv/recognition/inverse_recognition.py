@@ -7,7 +7,7 @@ The class streams inputs through a model's layer and hands the activations to th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,9 +16,15 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_netinv._activations import InputSource, Reduction, layer_activations
-from captum_netinv._utils import check_layer_in_model
+from captum_netinv._utils import check_forward_func, check_layer_in_model
 from captum_netinv.recognition.concepts import ConceptSource, concept_batches, concept_labels
-from captum_netinv.recognition.explanations import Explanations, explanations_from_search
+from captum_netinv.recognition.explanations import (
+    Explanation,
+    Explanations,
+    explanations_from_reference,
+    explanations_from_search,
+)
+from captum_netinv.recognition.reference import reference_search
 from captum_netinv.recognition.search import SearchSettings, beam_search
 
 __all__ = ["InverseRecognition", "explain_activations"]
@@ -55,6 +61,7 @@ class InverseRecognition(LayerAttribution):
                         ``forward_func``, needed to gather the layer's outputs across devices
                         (not needed when ``forward_func`` is the ``DataParallel`` model).
         """
+        check_forward_func(forward_func)
         check_layer_in_model(forward_func, layer)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
 
@@ -76,6 +83,7 @@ class InverseRecognition(LayerAttribution):
         progress: bool = True,
         concept_names: Sequence[str] | None = None,
         alternative: str | None = SearchSettings.alternative,
+        reference_compatible: bool = SearchSettings.reference_compatible,
     ) -> Explanations:
         r"""
         Args:
@@ -89,9 +97,8 @@ class InverseRecognition(LayerAttribution):
             neurons (int or sequence of int, optional): Neurons to label. Default: all.
             formula_length (int, optional): Longest formula, in literals. Default: 3
             beam_size (int, optional): Formulas kept per level of the beam search. Default: 5
-            min_fraction (float, optional): Smallest admissible fraction of the samples a
-                        formula may hold. Default: 0.0
-            max_fraction (float, optional): Largest admissible fraction. Default: 0.5
+            min_fraction, max_fraction (float, optional): Smallest and largest admissible
+                        fraction of the samples a formula may hold. Default: 0.0, 0.5
             mode (str, optional): ``"positive"`` seeks the formula with the highest AUC,
                         ``"negative"`` the one with the lowest. Default: ``"positive"``
             neuron_reduction (str or Callable, optional): How a neuron's output with spatial
@@ -107,10 +114,12 @@ class InverseRecognition(LayerAttribution):
                         Default: ``c0``, ``c1``, ...
             alternative (str, optional): The p-value's test: None for one-sided in the mode's
                         direction, ``"two-sided"``, ``"greater"`` or ``"less"``. Default: None
+            reference_compatible (bool, optional): Run the official implementation's search
+                        instead (see :doc:`/methods/invert`). Default: False
 
         Returns:
             :class:`Explanations`: per neuron the best formula with its AUC, p-value, ``z``,
-            support and final beam; it keeps the layer's activations and the labels for plots.
+            support, final beam and best formula of each length (activations, labels kept).
 
         Examples::
 
@@ -121,9 +130,8 @@ class InverseRecognition(LayerAttribution):
             >>> explanations = invert.attribute(images, concepts, concept_names=names)
             >>> explanations[3].formula, explanations[3].auc
         """
-        settings = SearchSettings(
-            formula_length, beam_size, min_fraction, max_fraction, mode, alternative
-        )
+        search = (formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
+        settings = SearchSettings(*search, reference_compatible)
         activations, labels, names = self._activations_and_labels(
             inputs,
             concepts,
@@ -176,6 +184,7 @@ def explain_activations(
     neurons: int | Sequence[int] | None = None,
     device: torch.device | str | None = None,
     progress: bool = False,
+    reference_compatible: bool = SearchSettings.reference_compatible,
 ) -> Explanations:
     r"""
     Labels each neuron of a precomputed activation matrix with the formula of concepts whose
@@ -198,15 +207,20 @@ def explain_activations(
         max_fraction (float, optional): Largest admissible fraction. Default: 0.5
         mode (str, optional): ``"positive"`` maximizes the AUC (concepts that raise the
                     activation), ``"negative"`` minimizes it. Default: ``"positive"``
-        alternative (str, optional): P-value test: None for one-sided in the mode's direction,
-                    ``"two-sided"``, ``"greater"`` or ``"less"``. Default: None
+        alternative (str, optional): P-value test: None for one-sided in the mode's direction
+                    (two-sided with ``reference_compatible``), ``"two-sided"``, ``"greater"`` or
+                    ``"less"``. Default: None
         device (torch.device or str, optional): Where the search runs. Default: the device of
-                    ``activations``.
+                    ``activations`` (the CPU with ``reference_compatible``).
         progress (bool, optional): Show a progress bar. Default: False
+        reference_compatible (bool, optional): Reproduce the official implementation's search
+                    exactly (lapalap/invert v1.1: duplicates kept, float32 sigmoid AUC, its tie
+                    order, two-sided p-value) instead of running ours; ``Explanations.settings``
+                    says which ran. :doc:`/methods/invert` lists the differences. Default: False
 
     Returns:
-        :class:`Explanations`, one per neuron, carrying ``activations`` and the label matrix
-        for plots.
+        :class:`Explanations`, one per neuron, with its final beam and its best formula of each
+        length from 1 to ``formula_length``, carrying ``activations`` and the labels for plots.
 
     Examples::
 
@@ -215,9 +229,8 @@ def explain_activations(
         >>> explanations = explain_activations(activations, labels, formula_length=2)
         >>> print(explanations[0].formula, explanations[0].auc)
     """
-    settings = SearchSettings(
-        formula_length, beam_size, min_fraction, max_fraction, mode, alternative
-    )
+    search = (formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
+    settings = SearchSettings(*search, reference_compatible)
     labels, names = concept_labels(concepts, concept_names)
     return _label_neurons(
         activations,
@@ -268,15 +281,42 @@ def _label_neurons(
     if not bool(finite.all()):
         bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]
         raise ValueError(f"`{source}` holds NaN or infinite values for neurons {bad}")
-    result = beam_search(selected, labels.to(target), settings, progress=progress)
+    settings = settings.for_concepts(labels.shape[1])
+    if settings.reference_compatible:
+        explained = _reference_explanations(selected.cpu(), labels, names, chosen, settings)
+    else:
+        result = beam_search(selected, labels.to(target), settings, progress=progress)
+        explained = explanations_from_search(result, chosen, names, labels.shape[0], settings)
     return Explanations(
-        explanations_from_search(result, chosen, names, labels.shape[0], settings),
+        explained,
         names,
         n_samples=labels.shape[0],
         settings=settings.to_dict(),
         activations=values,
         concepts=labels,
     )
+
+
+def _reference_explanations(
+    activations: Tensor,
+    labels: Tensor,
+    names: list[str],
+    neurons: list[int],
+    settings: SearchSettings,
+) -> list[Explanation]:
+    """The official search's explanations of the columns of ``activations`` (layer ``neurons``)."""
+    results = reference_search(
+        activations,
+        labels.cpu(),
+        names,
+        formula_length=settings.formula_length,
+        beam_size=settings.beam_size,
+        min_fraction=settings.min_fraction,
+        max_fraction=settings.max_fraction,
+        mode=cast(Any, settings.mode),
+        alternative=cast(Any, settings.alternative),
+    )
+    return explanations_from_reference(results, neurons, activations)
 
 
 def _neuron_indices(neurons: int | Sequence[int] | Tensor | None, width: int) -> list[int]:

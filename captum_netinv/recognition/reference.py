@@ -5,6 +5,7 @@ Same beam (duplicates kept, same tie order), same torchmetrics AUC arithmetic, s
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -15,8 +16,10 @@ import torch
 from scipy.stats import mannwhitneyu
 from torch import Tensor
 
+from captum_netinv._utils import check_positive_int
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
 from captum_netinv.recognition.ranking import u_statistic
+from captum_netinv.recognition.search import SearchSettings
 
 __all__ = [
     "ReferenceExplanation",
@@ -31,7 +34,6 @@ _BATCH_ELEMENTS = 1 << 26
 #: Candidates whose exact AUC is this far behind the beam's cannot enter it once computed in
 #: float32 (whose error is ~1e-7); only the others get the official float32 AUC.
 _SHORTLIST_MARGIN = 1e-3
-_MODES = ("positive", "negative")
 _ALTERNATIVES = ("two-sided", "less", "greater")
 
 
@@ -373,9 +375,12 @@ def _search_neuron(
     beam, expansion = _first_level(curve, literals, settings)
     states = {1: beam}
     for level in range(2, formula_length + 1):
-        if beam:
-            beam = _next_level(curve, literals, beam, expansion, settings, level)
-        states[level] = beam
+        new_beam = _next_level(curve, literals, beam, expansion, settings, level) if beam else beam
+        # a beam of its own slots, in order, gives the same next level: it is every later state
+        if len(new_beam) == len(beam) and all(map(operator.is_, new_beam, beam)):
+            states.update(dict.fromkeys(range(level, formula_length + 1), beam))
+            break
+        states[level] = beam = new_beam
     return curve, states
 
 
@@ -401,21 +406,14 @@ def _validated(
 
 
 def _settings(
-    formula_length: int,
-    beam_size: int,
-    min_fraction: float,
-    max_fraction: float,
-    mode: str,
-    limit_search: int | None,
-) -> _Settings:
-    if mode not in _MODES:
-        raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}")
-    if min(formula_length, beam_size, 1 if limit_search is None else limit_search) < 1:
-        raise ValueError(
-            "`formula_length`, `beam_size` and `limit_search` (unless None) must be >= 1, got "
-            f"{formula_length}, {beam_size} and {limit_search}"
-        )
-    return _Settings(beam_size, min_fraction, max_fraction, mode == "positive", limit_search)
+    given: SearchSettings, concepts: int, limit_search: int | None
+) -> tuple[_Settings, int]:
+    """The search's settings, checked as ours are, and ``formula_length`` capped at ``2C``."""
+    given = given.for_concepts(concepts)
+    if limit_search is not None:
+        check_positive_int(limit_search, "limit_search")
+    bounds = (given.beam_size, given.min_fraction, given.max_fraction)
+    return _Settings(*bounds, given.mode == "positive", limit_search), given.formula_length
 
 
 def reference_search(
@@ -458,6 +456,9 @@ def reference_search(
         limit_search (int or None, optional): Only the first ``limit_search`` literals are
                     combined at levels ``>= 2`` (the official option). Default: None (all)
 
+    Unlike the official code, ``formula_length`` is capped at ``2C`` (with a warning), and the
+    search stops once a level leaves the beam as it was (later levels would too).
+
     Returns:
         *list* of :class:`ReferenceNeuronResult`, one per neuron.
 
@@ -470,9 +471,8 @@ def reference_search(
         ('a', 1.0)
     """
     activations, labels, names = _validated(activations, labels, concept_names)
-    settings = _settings(formula_length, beam_size, min_fraction, max_fraction, mode, limit_search)
-    if alternative not in _ALTERNATIVES:
-        raise ValueError(f"`alternative` must be one of {_ALTERNATIVES}, got {alternative!r}")
+    given = SearchSettings(formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
+    settings, formula_length = _settings(given, len(names), limit_search)
     import sympy
 
     symbols = [sympy.Symbol(name) for name in names]

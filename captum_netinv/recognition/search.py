@@ -8,8 +8,8 @@ a whole level for all neurons and beam entries is a few matrix products on the a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -17,10 +17,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_netinv._utils import check_positive_int
-from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
 from captum_netinv.recognition.ranking import ALTERNATIVES, auc_from_rank_sums, doubled_row_ranks
 
-__all__ = ["BeamSearchResult", "SearchSettings", "beam_search", "formula_from_steps"]
+__all__ = ["BeamSearchResult", "SearchSettings", "beam_search"]
 
 _MODES: tuple[str, ...] = ("positive", "negative")
 #: Kinds of extension of a beam formula by a literal, in the order candidates are enumerated.
@@ -46,8 +45,12 @@ class SearchSettings:
                     Default: ``"positive"``
         alternative (str, optional): The p-value's test, ``"two-sided"``, ``"greater"`` or
                     ``"less"``; None becomes the one-sided test in the mode's direction
-                    (``"greater"`` for ``"positive"``, ``"less"`` for ``"negative"``).
+                    (``"greater"`` for ``"positive"``, ``"less"`` for ``"negative"``), or
+                    ``"two-sided"`` (the official default) with ``reference_compatible``.
                     Default: None
+        reference_compatible (bool, optional): Run the official implementation's search
+                    instead of ours (:func:`~captum_netinv.recognition.reference.reference_search`;
+                    see :doc:`/methods/invert` for the differences). Default: False
     """
 
     formula_length: int = 3
@@ -56,9 +59,14 @@ class SearchSettings:
     max_fraction: float = 0.5
     mode: str = "positive"
     alternative: str | None = None
+    reference_compatible: bool = False
 
     def __post_init__(self) -> None:
         check_positive_int(self.formula_length, "formula_length")
+        if not isinstance(self.reference_compatible, bool):
+            raise TypeError(
+                f"`reference_compatible` must be a bool, got {self.reference_compatible!r}"
+            )
         check_positive_int(self.beam_size, "beam_size")
         for name in ("min_fraction", "max_fraction"):
             value = getattr(self, name)
@@ -75,9 +83,9 @@ class SearchSettings:
         if self.mode not in _MODES:
             raise ValueError(f"`mode` must be one of {_MODES}, got {self.mode!r}")
         if self.alternative is None:
-            object.__setattr__(
-                self, "alternative", "greater" if self.mode == "positive" else "less"
-            )
+            one_sided = "greater" if self.mode == "positive" else "less"
+            resolved = "two-sided" if self.reference_compatible else one_sided
+            object.__setattr__(self, "alternative", resolved)
         if self.alternative not in ALTERNATIVES:
             raise ValueError(
                 f"`alternative` must be None or one of {ALTERNATIVES}, got {self.alternative!r}"
@@ -92,6 +100,21 @@ class SearchSettings:
         r"""The settings by name, ``alternative`` resolved (as ``Explanations.settings``)."""
         return asdict(self)
 
+    def for_concepts(self, concepts: int) -> SearchSettings:
+        r"""
+        These settings with ``formula_length`` at most ``2 * concepts``, the number of distinct
+        literals (a longer formula must repeat one), with a warning when it is reduced.
+        """
+        longest = max(1, 2 * concepts)
+        if self.formula_length <= longest:
+            return self
+        warnings.warn(
+            f"`formula_length` {self.formula_length} is more than the {longest} distinct "
+            f"literals of {concepts} concepts: searching formulas of up to {longest} literals",
+            stacklevel=3,
+        )
+        return replace(self, formula_length=longest)
+
 
 @dataclass(frozen=True)
 class BeamSearchResult:
@@ -105,6 +128,11 @@ class BeamSearchResult:
     - **auc**, **counts**, **rank_sums**: ``(K, B)`` float64 AUCs, mask sizes and doubled rank
       sums (sums of twice the mid-ranks: whole numbers).
     - **tie_terms**: ``(K,)`` ``sum(t**3 - t)`` over groups of tied activations.
+    - **level_steps**, **level_valid**, **level_auc**, **level_counts**: ``(K, V, V)``,
+      ``(K, V)``: the best formula of the beam after each level ``1..V``, i.e. the best formula
+      of at most ``l`` literals the search reached (the official ``memorize_states``). ``V`` is
+      the number of levels run: the search stops before ``formula_length`` once the beam of
+      every neuron stays as it was (no candidate can enter it, so no later level changes it).
     """
 
     steps: Tensor
@@ -114,6 +142,10 @@ class BeamSearchResult:
     counts: Tensor
     rank_sums: Tensor
     tie_terms: Tensor
+    level_steps: Tensor
+    level_valid: Tensor
+    level_auc: Tensor
+    level_counts: Tensor
 
 
 @dataclass
@@ -166,6 +198,8 @@ def beam_search(
     Level 1 scores all ``2C`` literals and keeps the best ``beam_size`` admissible ones; each
     further level extends every beam formula with every literal by AND and by OR, and the new
     beam is the best ``beam_size`` admissible formulas among the old beam and the new candidates.
+    The search stops early once no neuron's beam changes; ``formula_length`` is capped at ``2C``
+    (:meth:`SearchSettings.for_concepts`).
     Admissible: support fraction in ``[min_fraction, max_fraction]`` and strictly between 0 and
     1. Candidates with identical masks are one candidate: the shorter, then the first found,
     stays. Masks are compared by size, rank sum and a 32-bit random hash of the samples they
@@ -186,6 +220,7 @@ def beam_search(
     count, concepts = labels.shape
     if count * (count + 1) >= 2**53:
         raise ValueError(f"at most 9e7 samples are supported, got {count}")
+    settings = settings.for_concepts(concepts)
     label_forms = _prepare_labels(labels)
     width = activations.shape[1]
     chunk = neurons_per_chunk or _neurons_per_chunk(count, concepts, settings.beam_size)
@@ -194,7 +229,20 @@ def beam_search(
         _search_chunk(activations[:, start : start + chunk], label_forms, settings)
         for start in tqdm(starts, desc="INVERT beam search", disable=not progress)
     ]
-    return BeamSearchResult(*(torch.cat(tensors, dim=0) for tensors in zip(*parts, strict=True)))
+    levels = max(part[-1].shape[1] for part in parts)
+    # a chunk that stopped early keeps its last beam at every later level
+    parts = [
+        (*part[:-4], *(_repeat_last(record, levels) for record in part[-4:])) for part in parts
+    ]
+    tensors = [torch.cat(list(pieces), dim=0) for pieces in zip(*parts, strict=True)]
+    tensors[-4] = tensors[-4][..., :levels]  # after level l a formula has at most l literals
+    return BeamSearchResult(*tensors)
+
+
+def _repeat_last(record: Tensor, levels: int) -> Tensor:
+    """A ``(k, v, ...)`` per-level record extended to ``levels`` by repeating its last level."""
+    missing = levels - record.shape[1]
+    return torch.cat([record, record[:, -1:].expand(-1, missing, *record.shape[2:])], dim=1)
 
 
 def _prepare_labels(labels: Tensor) -> _Labels:
@@ -236,8 +284,12 @@ def _search_chunk(
     doubled_ranks, tie_terms = doubled_row_ranks(activations.t().contiguous())
     concept_ranks = doubled_ranks @ labels.as_float
     beam = _first_level(doubled_ranks, concept_ranks, labels, settings)
+    bests = [beam]
     for _ in range(2, settings.formula_length + 1):
-        beam = _next_level(beam, doubled_ranks, concept_ranks, labels, settings)
+        beam, changed = _next_level(beam, doubled_ranks, concept_ranks, labels, settings)
+        if not changed:  # the same beam gives the same next level: nothing can change any more
+            break
+        bests.append(beam)
     return (
         beam.steps.cpu(),
         beam.lengths.cpu(),
@@ -246,6 +298,10 @@ def _search_chunk(
         beam.counts.cpu(),
         beam.rank_sums.cpu(),
         tie_terms.cpu(),
+        torch.stack([level.steps[:, 0] for level in bests], dim=1).cpu(),
+        torch.stack([level.valid[:, 0] for level in bests], dim=1).cpu(),
+        torch.stack([level.auc[:, 0] for level in bests], dim=1).cpu(),
+        torch.stack([level.counts[:, 0] for level in bests], dim=1).cpu(),
     )
 
 
@@ -290,7 +346,8 @@ def _next_level(
     concept_ranks: Tensor,
     labels: _Labels,
     settings: SearchSettings,
-) -> _Beam:
+) -> tuple[_Beam, bool]:
+    """The next level's beam, and whether it differs from ``beam`` for any neuron."""
     neurons, count = doubled_ranks.shape
     concepts = labels.counts.shape[0]
     width = beam.masks.shape[1]
@@ -326,6 +383,8 @@ def _next_level(
     chosen, valid, auc = _select(candidates, count, settings)
 
     from_beam = chosen < width
+    # a beam keeps its valid slots in order only if they all come from it (same sort rule)
+    changed = not bool((~valid | from_beam).all())
     offset = (chosen - width).clamp_min(0)
     parent = torch.where(from_beam, chosen, offset // extended)
     kind = (offset // concepts) % 4
@@ -345,7 +404,7 @@ def _next_level(
     new_step = joined_by_or.long() * 2 * concepts + literal_code
     kept_step = steps.gather(2, position).squeeze(-1)
     steps = steps.scatter(2, position, torch.where(from_beam, kept_step, new_step).unsqueeze(-1))
-    return _Beam(
+    new_beam = _Beam(
         masks=torch.where(from_beam.unsqueeze(-1), parent_masks, new_masks),
         counts=candidates.counts.gather(1, chosen),
         rank_sums=candidates.rank_sums.gather(1, chosen),
@@ -355,6 +414,7 @@ def _next_level(
         valid=valid,
         auc=auc,
     )
+    return new_beam, changed
 
 
 def _extensions(
@@ -397,13 +457,15 @@ def _select(
     score = torch.where(admissible, settings.sign * auc, -torch.inf)
 
     by_length = torch.sort(candidates.lengths, dim=1, stable=True).indices
+    # a disabled candidate (extension of an empty beam slot) gets a hash of its own, below every
+    # mask's, so that it never stands for an enabled one with the same mask
+    own_hash = -1.0 - torch.arange(sizes.shape[1], dtype=sizes.dtype, device=sizes.device)
+    hashes = torch.where(candidates.enabled, candidates.hashes, own_hash)
     # identical masks share a hash: sorting by it makes them adjacent, the shortest and then the
     # first found of each group first
-    order = by_length.gather(
-        1, torch.sort(candidates.hashes.gather(1, by_length), dim=1, stable=True).indices
-    )
+    order = by_length.gather(1, torch.sort(hashes.gather(1, by_length), dim=1, stable=True).indices)
     repeats = torch.ones_like(order, dtype=torch.bool)
-    for key in (candidates.hashes, candidates.rank_sums, candidates.counts):
+    for key in (hashes, candidates.rank_sums, candidates.counts):
         ordered = key.gather(1, order)
         repeats[:, 1:] &= ordered[:, 1:] == ordered[:, :-1]
     repeats[:, 0] = False
@@ -417,39 +479,3 @@ def _select(
     chosen = by_length.gather(1, ranking[:, :beam_size])
     valid = ranked_scores[:, :beam_size] > -torch.inf
     return chosen, valid, auc.gather(1, chosen)
-
-
-def formula_from_steps(steps: Sequence[int], names: Sequence[str]) -> Formula:
-    r"""
-    The formula that :class:`BeamSearchResult` encodes as steps ``operator * 2C + literal``
-    (see there), nested to the left.
-
-    Args:
-        steps (sequence of int): One formula's steps; the first negative one ends it.
-        names (sequence of str): The ``C`` concept names.
-
-    Returns:
-        :class:`~captum_netinv.Formula`.
-
-    Examples::
-
-        >>> str(formula_from_steps([0, 2 * 2 + 3, -1], ["a", "b"]))
-        'a | ~b'
-    """
-    concepts = len(names)
-    formula: Formula | None = None
-    for step in steps:
-        if step < 0:
-            break
-        operator, literal = divmod(step, 2 * concepts)
-        concept = literal % concepts
-        term: Formula = Atom(concept, names[concept])
-        if literal >= concepts:
-            term = Not(term)
-        if formula is None:
-            formula = term
-        else:
-            formula = Or(formula, term) if operator else And(formula, term)
-    if formula is None:
-        raise ValueError(f"`steps` {list(steps)} encode no formula")
-    return formula

@@ -113,7 +113,8 @@ def _format1_model() -> nn.Module:
 def test_a_checkpoint_written_before_the_split_still_loads() -> None:
     # written by commit cdd358a (see tests/data/README.md): 5 steps, normalization (0.5, 0.25)
     path = os.path.join(DATA, "inversion_format1.pt")
-    inversion = NetworkInversion.load(path, _format1_model())
+    with pytest.warns(UserWarning, match="before weights were fingerprinted"):
+        inversion = NetworkInversion.load(path, _format1_model())
     assert inversion.steps_trained == 5 and len(inversion.history["loss"]) == 5
     assert inversion.settings.input_normalization == ((0.5,), (0.25,))
     expected = torch.load(os.path.join(DATA, "inversion_format1_samples.pt"), weights_only=True)
@@ -152,9 +153,81 @@ def test_fit_checkpoint_dict_round_trip() -> None:
 def test_fingerprint_names_what_differs(tmp_path: object) -> None:
     model = nn.Linear(4, 3)
     stored = model_fingerprint(model, (1, 2, 2), 3)
-    check_fingerprint(stored, model_fingerprint(nn.Linear(4, 3), (1, 2, 2), 3), "f.pt")
+    check_fingerprint(stored, model_fingerprint(model, (1, 2, 2), 3), "f.pt")
+    with pytest.raises(ValueError, match="its model weights .* differ"):
+        check_fingerprint(stored, model_fingerprint(nn.Linear(4, 3), (1, 2, 2), 3), "f.pt")
     with pytest.raises(ValueError, match=r"input shape \[1, 2, 2\] != \[1, 4, 1\]"):
         check_fingerprint(stored, model_fingerprint(model, (1, 4, 1), 3), "f.pt")
+    # the hash reads the values, not the device or the object
+    assert model_fingerprint(lambda x: model(x), (1, 2, 2), 3) == stored
     path = os.path.join(str(tmp_path), "sub", "state.pt")
-    write_atomically({"format": CHECKPOINT_FORMAT, "x": torch.ones(1)}, path)
+    state = {"format": CHECKPOINT_FORMAT, "fingerprint": stored, "config": {}, "generator": {}}
+    write_atomically({**state, "history": {}, "steps_trained": 1, "x": torch.ones(1)}, path)
     assert torch.equal(read_checkpoint(path)["x"], torch.ones(1))
+    assert os.listdir(os.path.dirname(path)) == ["state.pt"]
+
+
+def test_load_refuses_the_same_architecture_with_other_weights(
+    fitted: NetworkInversion, trained_lenet: LeNet5, tmp_path: object
+) -> None:
+    path = os.path.join(str(tmp_path), "inversion.pt")
+    fitted.save(path)
+    retrained = LeNet5()
+    retrained.load_state_dict(trained_lenet.state_dict())
+    with torch.no_grad():
+        retrained.fc2.weight[3, 7] += 0.01  # one weight, one of the sampled ones
+        retrained.fc1.weight.mul_(1.001)
+    with pytest.raises(ValueError, match="its model weights .* differ"):
+        NetworkInversion.load(path, retrained)
+    assert NetworkInversion.load(path, lambda x: trained_lenet(x)).fitted  # wrapped: same weights
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"PK\x03\x04 truncated", bytes(range(256)) * 4, "not a dict", "other format", "half"],
+)
+def test_files_that_are_not_checkpoints_are_named(
+    fitted: NetworkInversion, tmp_path: object, content: object
+) -> None:
+    path = os.path.join(str(tmp_path), "file.pt")
+    if content == "not a dict":
+        torch.save([1, 2, 3], path)
+    elif content == "other format":
+        torch.save({"format": "something/1", "weights": torch.zeros(1)}, path)
+    elif content == "half":
+        fitted.save(path)
+        with open(path, "rb") as file:
+            data = file.read()
+        with open(path, "wb") as file:
+            file.write(data[: len(data) // 2])
+    else:
+        with open(path, "wb") as file:
+            file.write(content)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is not a NetworkInversion checkpoint") as error:
+        NetworkInversion.load(path, LeNet5())
+    assert path in str(error.value) and "weights_only" not in str(error.value)
+    assert len(str(error.value)) < 400
+
+
+def test_save_to_a_directory_is_refused_without_a_stray_file(
+    fitted: NetworkInversion, tmp_path: object
+) -> None:
+    folder = str(tmp_path)
+    with pytest.raises(ValueError, match="`path` .* is a directory"):
+        fitted.save(folder)
+    with pytest.raises(ValueError, match="is a directory, not a NetworkInversion checkpoint"):
+        NetworkInversion.load(folder, LeNet5())
+    assert os.listdir(folder) == []
+    with pytest.raises(FileNotFoundError):
+        NetworkInversion.load(os.path.join(folder, "missing.pt"), LeNet5())
+
+
+def test_fit_from_a_saved_inversion_says_what_the_file_is(
+    fitted: NetworkInversion, trained_lenet: LeNet5, tmp_path: object
+) -> None:
+    path = os.path.join(str(tmp_path), "inversion.pt")
+    fitted.save(path)
+    with pytest.raises(ValueError, match="holds a saved inversion \\(from save\\(\\)\\)"):
+        NetworkInversion(trained_lenet, input_shape=SHAPE).fit(
+            steps=2, batch_size=4, checkpoint_path=path, progress=False
+        )

@@ -1,4 +1,4 @@
-"""Tests of the conditioning: soft vectors, hot matrices, their resizing and the batch draw."""
+"""Tests of the conditioning: soft vectors, hot matrices, class code maps and the batch draw."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import torch
 from captum_netinv.inversion.conditioning import (
     CONDITIONING_MODES,
     check_conditioning_mode,
+    class_code_maps,
     draw_conditioning,
     hot_matrices,
     matrix_channel,
+    soft_hot_matrices,
     soft_vectors,
 )
 
@@ -60,8 +62,41 @@ def test_draw_conditioning_holds_what_each_mode_needs(mode: str) -> None:
     targets = torch.tensor([1, 2, 3])
     batch = draw_conditioning(check_conditioning_mode(mode), targets, 10)
     assert torch.equal(batch.targets, targets)
-    assert (batch.vectors is not None) == ("vector" in mode)
-    assert (batch.matrices is not None) == ("matrix" in mode)
+    # the projected class matrix is derived from a soft vector: matrix modes draw one too
+    assert (batch.vectors is not None) == (mode != "label")
+    assert batch.matrices is None
+    hot = draw_conditioning(check_conditioning_mode(mode), targets, 10, matrix_encoding="hot")
+    assert (hot.vectors is not None) == ("vector" in mode)
+    assert (hot.matrices is not None) == ("matrix" in mode)
+    with pytest.raises(ValueError, match="`matrix_encoding` must be one of"):
+        draw_conditioning("matrix", targets, 10, matrix_encoding="pooled")  # type: ignore[arg-type]
+
+
+def test_soft_hot_matrix_of_a_one_hot_vector_marks_row_and_column() -> None:
+    vectors = torch.tensor([[0.2, 0.7, 0.1]])
+    matrices = soft_hot_matrices(vectors)
+    assert matrices.shape == (1, 1, 3, 3)
+    assert torch.allclose(matrices[0, 0], (vectors.T + vectors) / 2)
+    one_hot = soft_hot_matrices(torch.eye(4)[[2]])[0, 0]
+    assert float(one_hot[2, 2]) == 1.0 and float(one_hot.sum()) == 1.0 + 6 * 0.5
+
+
+@pytest.mark.parametrize(("num_classes", "size"), [(10, (7, 7)), (1000, (4, 4)), (100, (4, 6))])
+def test_class_code_maps_are_fixed_distinct_and_unit_scaled(
+    num_classes: int, size: tuple[int, int]
+) -> None:
+    before = torch.random.get_rng_state()
+    codes = class_code_maps(num_classes, size)
+    assert torch.equal(torch.random.get_rng_state(), before)  # no global random state used
+    assert codes.shape == (num_classes, *size)
+    assert torch.equal(codes, class_code_maps(num_classes, size))
+    flat = codes.flatten(1).double()
+    assert torch.allclose(flat.pow(2).mean(dim=1), torch.ones(num_classes, dtype=torch.float64))
+    distances = torch.cdist(flat, flat) + torch.eye(num_classes, dtype=torch.float64) * 1e9
+    assert float(distances.min()) > 0.1
+    if size[0] * size[1] >= num_classes:  # orthogonal: every pair equally far apart
+        identity = torch.eye(num_classes, dtype=torch.float64)
+        assert torch.allclose(flat @ flat.T / flat.shape[1], identity, atol=1e-5)
 
 
 def test_unknown_mode_is_refused_by_name() -> None:

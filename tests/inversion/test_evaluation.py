@@ -27,6 +27,7 @@ def test_short_fit_hits_every_class(
     assert result.hit_rate == pytest.approx(float(hits.mean()))
     assert 0.5 < result.mean_confidence <= 1.0
     assert 0.0 < result.diversity < 1.0 and result.verifier_hit_rate is None
+    assert result.preset == "default"  # the preset that ran is reported
 
 
 def test_verifier_hit_rate_is_its_own_verdict(

@@ -6,7 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from captum_netinv.inversion.conditioning import CONDITIONING_MODES, draw_conditioning
+from captum_netinv.inversion.conditioning import (
+    CONDITIONING_MODES,
+    ConditioningBatch,
+    draw_conditioning,
+    hot_matrices,
+)
 from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
 
 
@@ -40,13 +45,72 @@ def test_224_runs() -> None:
     assert images.shape == (2, 3, 224, 224)
 
 
-def test_matrix_channel_joins_the_first_feature_map_as_wide_as_num_classes() -> None:
-    generator = ConditionedGenerator((1, 28, 28), 10, conditioning="matrix")
+def test_hot_matrix_joins_the_first_feature_map_as_wide_as_num_classes() -> None:
+    generator = ConditionedGenerator((1, 28, 28), 10, conditioning="matrix", matrix_encoding="hot")
     # maps are 7, 14, 28: 14 is the first >= 10, so the second up-sampling gets the channel
     assert generator.matrix_stage == 1
     second = generator.stages[1][0]
     assert isinstance(second, nn.ConvTranspose2d)
     assert second.in_channels == generator.widths[1] + 1
+
+
+@pytest.mark.parametrize(
+    ("side", "num_classes", "stage"),
+    [(28, 10, 0), (28, 100, 1), (28, 1000, 2), (8, 1000, 1), (224, 1000, 3)],
+)
+def test_projected_matrix_joins_the_first_map_with_a_pixel_per_class(
+    side: int, num_classes: int, stage: int
+) -> None:
+    # maps of 28x28: 7, 14, 28; of 8x8: 4, 8; of 224x224: 7, 14, 28, 56, ...
+    generator = ConditionedGenerator((1, side, side), num_classes, conditioning="matrix")
+    assert generator.matrix_stage == stage
+    joined = generator.stages[stage][0] if stage < len(generator.stages) else generator.to_input
+    assert joined.in_channels == generator.widths[stage] + 1
+
+
+def _class_maps(generator: ConditionedGenerator, num_classes: int) -> torch.Tensor:
+    size = generator.get_buffer("class_codes").shape[1:]
+    condition = ConditioningBatch(torch.arange(num_classes), vectors=torch.eye(num_classes))
+    return generator.class_matrix(condition, tuple(size)).flatten(1)
+
+
+@pytest.mark.parametrize("num_classes", [10, 100, 1000])
+@pytest.mark.parametrize("side", [8, 28, 32, 224])
+def test_every_class_gets_a_distinct_matrix_at_any_size(num_classes: int, side: int) -> None:
+    generator = ConditionedGenerator(
+        (1, side, side), num_classes, latent_dim=4, conditioning="vector+matrix"
+    )
+    maps = _class_maps(generator, num_classes)
+    distances = torch.cdist(maps, maps) + torch.eye(num_classes) * 1e9
+    assert float(distances.min()) > 0.5  # pairwise distinct, with room to tell apart
+
+
+def test_pooled_hot_matrices_merged_classes_that_the_projection_keeps() -> None:
+    # the measured defect of the "hot" encoding: 100 classes on a 4x4 map (32x32 inputs)
+    hot = ConditionedGenerator((1, 32, 32), 100, conditioning="matrix", matrix_encoding="hot")
+    size = (4 * 2**hot.matrix_stage,) * 2
+    condition = ConditioningBatch(torch.arange(100), matrices=hot_matrices(torch.arange(100), 100))
+    assert len(torch.unique(hot.class_matrix(condition, size).flatten(1), dim=0)) < 100
+    projected = ConditionedGenerator((1, 32, 32), 100, conditioning="matrix")
+    assert len(torch.unique(_class_maps(projected, 100), dim=0)) == 100
+
+
+def test_the_matrix_hides_the_label_but_encodes_it() -> None:
+    generator = ConditionedGenerator((1, 28, 28), 10, conditioning="matrix")
+    rng = torch.Generator().manual_seed(0)
+    batch = draw_conditioning("matrix", torch.tensor([4, 4, 4]), 10, rng=rng)
+    maps = generator.class_matrix(batch, (7, 7)).flatten(1)
+    assert not torch.allclose(maps[0], maps[1])  # each sample of a class its own matrix
+    nearest = torch.cdist(maps, _class_maps(generator, 10)).argmin(dim=1)
+    assert nearest.tolist() == [4, 4, 4]  # the class's own code dominates
+
+
+def test_vector_encoder_none_joins_the_soft_vector_as_it_is() -> None:
+    generator = ConditionedGenerator((1, 28, 28), 10, vector_encoder="none")
+    assert generator.vector_encoder is None
+    assert generator.project.in_features == 64 + 10
+    with pytest.raises(ValueError, match="`vector_encoder` must be one of"):
+        ConditionedGenerator((1, 28, 28), 10, vector_encoder="linear")  # type: ignore[arg-type]
 
 
 def test_the_conditioning_changes_the_output() -> None:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from captum_netinv.inversion import NetworkInversion
 from captum_netinv.inversion import base as inversion_base
+from captum_netinv.inversion import training as inversion_training
 from captum_netinv.models import LeNet5
 
 SHAPE = (1, 28, 28)
@@ -81,3 +82,26 @@ def test_fit_and_sample_on_cuda(trained_lenet: LeNet5) -> None:
     samples = inversion.attribute(target=torch.arange(10).repeat(5), seed=0)
     assert samples.is_cuda
     assert float(inversion.evaluate(n_per_class=20).hit_rate) > 0.8
+
+
+def test_the_first_attribute_call_shows_that_it_fits(
+    trained_lenet: LeNet5, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inversion_base, "DEFAULT_STEPS", 2)
+    labels: list[str] = []
+    real_tqdm = inversion_training.tqdm
+
+    def recording_tqdm(*args: object, **kwargs: object) -> object:
+        labels.append(str(kwargs.get("desc")))
+        return real_tqdm(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(inversion_training, "tqdm", recording_tqdm)
+    inversion = NetworkInversion(trained_lenet, input_shape=SHAPE)
+    with pytest.warns(UserWarning, match=r"attribute\(\) fits the generator .* call fit\(\)"):
+        inversion.attribute(target=0, n_samples=2)
+    with pytest.warns(UserWarning, match=r"evaluate\(\) fits"):
+        NetworkInversion(trained_lenet, input_shape=SHAPE).evaluate(n_per_class=2)
+    assert labels == [
+        "NetworkInversion fit (first attribute call)",
+        "NetworkInversion fit (first evaluate call)",
+    ]

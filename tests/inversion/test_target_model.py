@@ -55,3 +55,19 @@ def test_evaluated_matches_the_model_batch_by_batch(trained_lenet: LeNet5) -> No
         assert torch.allclose(logits, trained_lenet(inputs), atol=1e-5)
     assert features.shape == (300, 84)
     assert torch.allclose(model.probabilities(inputs), logits.softmax(dim=1), atol=1e-6)
+
+
+def test_a_model_with_one_logit_is_refused() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
+    with pytest.raises(ValueError, match="outputs 1 logit per sample: .* >= 2 classes"):
+        NetworkInversion(model, input_shape=(1, 4, 4))
+    with pytest.raises(ValueError, match="`num_classes` must be >= 2"):
+        NetworkInversion(nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), num_classes=1)
+
+
+def test_a_wrapped_model_gets_its_default_layer_and_device() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    inversion = NetworkInversion(lambda inputs: model(inputs), input_shape=(1, 4, 4))
+    assert inversion.layer is model[3] and inversion.num_classes == 3
+    with pytest.warns(UserWarning, match="nn.Module could not be found"):
+        NetworkInversion(lambda inputs: inputs.flatten(1)[:, :3], layer=model[3])

@@ -7,10 +7,22 @@ from collections.abc import Callable
 import pytest
 import torch
 from captum.concept import Concept
-from torch.utils.data import DataLoader
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SubsetRandomSampler,
+    TensorDataset,
+    WeightedRandomSampler,
+)
 
 from captum_netinv.recognition import explain_activations
-from captum_netinv.recognition.concepts import ConceptBatches, concept_batches, concept_labels
+from captum_netinv.recognition.concepts import (
+    ConceptBatches,
+    check_sample_order,
+    concept_batches,
+    concept_labels,
+)
 
 NAMES = ["a", "b", "c", "d", "e"]
 
@@ -91,3 +103,18 @@ def test_concept_batches_name_the_wrong_argument() -> None:
         ConceptBatches([concepts[0], "b"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="no data_iter"):
         ConceptBatches([Concept(0, "a", None)])
+
+
+def test_random_order_loaders_are_refused_and_sequential_ones_pass() -> None:
+    data = TensorDataset(torch.zeros(6, 2))
+    random_loaders = [
+        DataLoader(data, shuffle=True),
+        DataLoader(data, sampler=SubsetRandomSampler(range(6))),
+        DataLoader(data, sampler=WeightedRandomSampler([1.0] * 6, 6)),
+        DataLoader(data, batch_sampler=BatchSampler(RandomSampler(data), 2, drop_last=False)),
+    ]
+    for loader in random_loaders:
+        with pytest.raises(ValueError, match="DataLoader that shuffles its samples"):
+            check_sample_order(loader)
+    check_sample_order(DataLoader(data, batch_size=4))
+    check_sample_order([torch.zeros(2, 2)])

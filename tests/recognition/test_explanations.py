@@ -37,12 +37,13 @@ def _same(one: Explanation, other: Explanation) -> bool:
         getattr(one, name) == getattr(other, name)
         or (math.isnan(getattr(one, name)) and math.isnan(getattr(other, name)))
         for name in numbers
-    ) and (one.neuron, one.formula, one.support, one.exact_test, one.beam) == (
+    ) and (one.neuron, one.formula, one.support, one.exact_test, one.beam, one.by_length) == (
         other.neuron,
         other.formula,
         other.support,
         other.exact_test,
         other.beam,
+        other.by_length,
     )
 
 
@@ -97,3 +98,22 @@ def test_mask_and_activations_of_a_neuron(explanations: Explanations) -> None:
     with pytest.raises(ValueError, match="pass `concepts`"):
         back.mask(0)
     assert torch.equal(back.mask(0, labels), explanations.mask(0))
+
+
+def test_best_of_each_length_in_exports_and_masks(explanations: Explanations) -> None:
+    item = explanations[0]
+    assert sorted(item.best_by_length) == [1, 2] and item.best_by_length[2] == item.beam[0]
+    frame = explanations.to_dataframe()
+    for length in (1, 2):
+        entry = item.best_by_length[length]
+        assert frame.loc[0, f"formula_{length}"] == str(entry.formula)
+        assert frame.loc[0, f"auc_{length}"] == entry.auc
+        mask = explanations.mask(0, length=length)
+        assert torch.equal(mask, entry.formula.evaluate(explanations.concepts))
+        assert int(mask.sum()) == entry.support
+    assert frame["formula_1"].isna()[3] and explanations[7].best_by_length == {}
+    with pytest.raises(ValueError, match="`length` must be one of \\[1, 2\\], got 3"):
+        explanations.mask(0, length=3)
+    # files written before per-length results existed still read
+    old = explanations.to_json().replace(', "by_length": []', "")
+    assert Explanations.from_json(old)[7].by_length == ()

@@ -181,3 +181,102 @@ def test_runs_on_cuda_like_on_cpu(trained_lenet: LeNet5, held_out) -> None:
     for one, other in zip(cpu, gpu, strict=True):
         assert one.formula == other.formula
         assert one.auc == pytest.approx(other.auc, abs=1e-3)
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(channels)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return torch.relu(inputs + self.norm(self.conv(inputs)))
+
+
+def _tiny_resnet() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        _Block(6),
+        nn.Dropout(0.5),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, 3),
+    )
+
+
+def test_a_train_mode_model_is_run_in_eval_mode_and_left_as_it_was() -> None:
+    model = _tiny_resnet().train()
+    images = torch.randn(60, 1, 8, 8)
+    labels = torch.rand(60, 4) < 0.4
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    invert = InverseRecognition(model, model[3])
+    first = invert.attribute(images, labels, formula_length=2, batch_size=16, progress=False)
+    second = invert.attribute(images, labels, formula_length=2, batch_size=16, progress=False)
+    assert [e.auc for e in first] == [e.auc for e in second]
+    assert all(module.training for module in model.modules())
+    for name, value in model.named_buffers():
+        assert torch.equal(value, buffers[name]), name
+    with torch.no_grad():
+        expected = model.eval()(images)
+    model.train()
+    wrapped = InverseRecognition(lambda inputs: model(inputs), model[7])
+    logits = wrapped.attribute(images, labels, formula_length=1, progress=False)
+    assert torch.allclose(logits.activations, expected, atol=1e-6)
+    assert all(module.training for module in model.modules())
+
+
+def test_a_tuple_is_several_model_inputs_as_in_captum() -> None:
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+
+        def forward(self, first: Tensor, second: Tensor) -> Tensor:
+            return self.linear(first * second)
+
+    model = TwoInputs()
+    first, second = torch.randn(40, 3), torch.randn(40, 3)
+    labels = torch.rand(40, 3) < 0.4
+    invert = InverseRecognition(model, model.linear)
+    explanations = invert.attribute((first, second), labels, batch_size=7, progress=False)
+    with torch.no_grad():
+        expected = model(first, second)
+    assert torch.allclose(explanations.activations, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        invert.attribute((first, second[:30]), labels, progress=False)
+    # an iterable of batches (a list of tensors, or of (inputs, labels) tuples) stays batches
+    one_input = InverseRecognition(model.linear, model.linear)
+    batches = [first[:25], first[25:]]
+    pairs = [(first[:25], labels[:25]), (first[25:], labels[25:])]
+    for source in (batches, pairs):
+        result = one_input.attribute(source, labels, progress=False)
+        assert torch.allclose(result.activations, model.linear(first).detach(), atol=1e-6)
+
+
+def test_a_shuffling_dataloader_is_refused_with_a_label_matrix(held_out) -> None:
+    images, _, concepts, names = held_out
+    model = LeNet5()
+    invert = InverseRecognition(model, model.fc2)
+    dataset = TensorDataset(images[:64])
+    with pytest.raises(ValueError, match="DataLoader that shuffles its samples"):
+        invert.attribute(DataLoader(dataset, batch_size=16, shuffle=True), concepts[:64])
+    in_order = invert.attribute(
+        DataLoader(dataset, batch_size=16), concepts[:64], concept_names=names, progress=False
+    )
+    assert in_order.n_samples == 64
+
+
+def test_too_few_samples_and_empty_concepts_are_named() -> None:
+    with pytest.raises(ValueError, match="labels 1 sample.*at least 2 samples"):
+        explain_activations(torch.randn(1, 3), torch.ones(1, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="labels 0 sample.*at least 2 samples"):
+        explain_activations(torch.randn(0, 3), torch.ones(0, 2, dtype=torch.bool))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    invert = InverseRecognition(model, model[1])
+    full = Concept(0, "full", [torch.randn(5, 4)])
+    empty = Concept(1, "empty", [])
+    with pytest.raises(ValueError, match="concept 'empty' \\(id 1\\) has no samples"):
+        invert.attribute(None, [full, empty], progress=False)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import mannwhitneyu
 
+from captum_netinv.recognition import InverseRecognition, explain_activations
 from captum_netinv.recognition.formula import Formula
 from captum_netinv.recognition.reference import (
     ReferenceExplanation,
@@ -214,3 +215,65 @@ def test_arguments_are_checked(workload: tuple) -> None:
         reference_search(activations[:, :1], labels, names, mode="both")
     with pytest.raises(ValueError, match="alternative"):
         reference_p_value(activations[:, 0], labels[:, 0], alternative="one-sided")
+
+
+def test_reference_mode_of_the_public_api_is_the_official_search(
+    results: list, official: dict, workload: tuple
+) -> None:
+    activations, labels, names = workload
+    params = official["params"]
+    settings = {
+        "formula_length": params["L"],
+        "beam_size": params["B"],
+        "min_fraction": params["min_fraction"],
+        "max_fraction": params["max_fraction"],
+    }
+    found = explain_activations(
+        activations, labels, concept_names=names, reference_compatible=True, **settings
+    )
+    assert found.settings["reference_compatible"] is True
+    assert found.settings["alternative"] == "two-sided"  # the official default
+    for item, result, expected in zip(found, results, official["neurons"], strict=True):
+        assert item.formula == result.best.formula and item.auc == result.best.auc
+        assert abs(item.auc - expected["beam"][0]["auc"]) <= AUC_TOLERANCE
+        np.testing.assert_allclose(item.p_value, expected["beam"][0]["p_two_sided"], rtol=1e-9)
+        assert [(e.formula, e.auc, e.support) for e in item.beam] == [
+            (e.formula, e.auc, e.support) for e in result.beam
+        ]
+        assert {length: e.formula for length, e in item.best_by_length.items()} == {
+            level: entry.formula for level, entry in result.best_by_length.items()
+        }
+        official_bests = {int(level): beam[0]["auc"] for level, beam in expected["states"].items()}
+        for length, entry in item.best_by_length.items():
+            assert abs(entry.auc - official_bests[length]) <= AUC_TOLERANCE
+    # the layer attribution routes the same way (an identity layer gives the same activations)
+    model = torch.nn.Sequential(torch.nn.Identity())
+    chosen = [1, 9, 14]
+    layered = InverseRecognition(model, model[0]).attribute(
+        torch.as_tensor(activations),
+        labels,
+        concept_names=names,
+        neurons=chosen,
+        reference_compatible=True,
+        alternative="less",
+        progress=False,
+        **settings,
+    )
+    for neuron in chosen:
+        assert layered[neuron].formula == found[neuron].formula
+        assert layered[neuron].by_length == found[neuron].by_length
+        expected_less = official["neurons"][neuron]["beam"][0]["p_less"]
+        np.testing.assert_allclose(layered[neuron].p_value, expected_less, rtol=1e-9)
+
+
+def test_reference_length_is_capped_and_the_search_stops_when_the_beam_is_stable() -> None:
+    labels = torch.tensor([[1, 0], [1, 1], [0, 1], [0, 0]] * 5, dtype=torch.bool)
+    activations = labels[:, :1].float() + 0.01 * torch.arange(20.0)[:, None]
+    with pytest.warns(UserWarning, match="formula_length"):
+        (result,) = reference_search(
+            activations, labels, ["a", "b"], formula_length=10**9, beam_size=1
+        )
+    assert sorted(result.states) == [1, 2, 3, 4]  # capped at 2C = 4
+    # "a" separates perfectly: nothing can enter the beam after level 1, so it is every state
+    texts = {level: [entry.text for entry in beam] for level, beam in result.states.items()}
+    assert texts[1][0] == "a" and texts[4] == texts[3] == texts[2] == texts[1]

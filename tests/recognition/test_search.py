@@ -14,8 +14,9 @@ from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
 from captum_netinv.recognition import InverseRecognition, explain_activations
+from captum_netinv.recognition.explanations import formula_from_steps
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
-from captum_netinv.recognition.search import SearchSettings, beam_search, formula_from_steps
+from captum_netinv.recognition.search import SearchSettings, beam_search
 
 NAMES = ["a", "b", "c", "d", "e"]
 
@@ -31,11 +32,11 @@ def _all_formulas(names: list[str], length: int) -> list[Formula]:
 
 
 def _brute_force(
-    activations: torch.Tensor, labels: torch.Tensor, low: float, high: float
+    activations: torch.Tensor, labels: torch.Tensor, low: float, high: float, length: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best and worst AUC over every admissible formula of length <= 2, with scikit-learn."""
+    """Best and worst AUC over every admissible formula of ``length`` <= 2, with scikit-learn."""
     best, worst = [], []
-    masks = {str(f): f.evaluate(labels.numpy()) for f in _all_formulas(NAMES, 2)}
+    masks = {str(f): f.evaluate(labels.numpy()) for f in _all_formulas(NAMES, length)}
     for column in activations.numpy().T:
         aucs = [
             roc_auc_score(mask, column)
@@ -67,6 +68,11 @@ def test_wide_beam_finds_the_brute_force_optimum(
         aucs = np.array([item.auc for item in found])
         if max_fraction == 1.0:
             np.testing.assert_allclose(aucs, optimum, atol=1e-12)
+            # and the best of at most one literal is the best literal
+            singles = _brute_force(activations, labels, 0.0, 1.0, length=1)
+            single = singles[0] if mode == "positive" else singles[1]
+            by_length = [[item.best_by_length[n].auc for item in found] for n in (1, 2)]
+            np.testing.assert_allclose(by_length, [single, optimum], atol=1e-12)
         else:
             # literals above half the samples cannot seed a beam, so the optimum is a bound
             assert (
@@ -242,8 +248,10 @@ def test_settings_are_validated_on_creation() -> None:
         "max_fraction": 0.5,
         "mode": "positive",
         "alternative": "greater",
+        "reference_compatible": False,
     }
     assert SearchSettings(mode="negative").alternative == "less"
+    assert SearchSettings(reference_compatible=True).alternative == "two-sided"
     assert SearchSettings(min_fraction=0, max_fraction=1).to_dict()["max_fraction"] == 1.0
     assert SearchSettings(alternative="two-sided").alternative == "two-sided"
     with pytest.raises(TypeError, match="`min_fraction`"):
@@ -268,3 +276,44 @@ def test_formula_from_steps_decodes_left_nested_formulas() -> None:
     assert formula_from_steps([3 + 0], names) == Not(Atom(0, "a"))
     with pytest.raises(ValueError, match="`steps`"):
         formula_from_steps([-1, -1], names)
+
+
+def test_best_of_each_length_scores_its_mask_and_never_gets_worse(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=500, neurons=4, seed=5)
+    found = explain_activations(
+        activations, labels, concept_names=NAMES, formula_length=4, beam_size=3
+    )
+    for item in found:
+        bests = item.best_by_length
+        assert sorted(bests) == [1, 2, 3, 4] and bests[4] == item.beam[0]
+        column = activations[:, item.neuron].numpy()
+        for length, entry in bests.items():
+            mask = entry.formula.evaluate(labels.numpy())
+            assert entry.formula.length <= length and entry.support == mask.sum()
+            assert entry.auc == pytest.approx(roc_auc_score(mask, column), abs=1e-12)
+        assert all(bests[n].auc <= bests[n + 1].auc for n in (1, 2, 3))
+
+
+def test_huge_formula_length_is_capped_with_a_warning(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=300, neurons=2)
+    with pytest.warns(UserWarning, match="formula_length` 1000000000 is more than the 10"):
+        huge = explain_activations(activations, labels, concept_names=NAMES, formula_length=10**9)
+    assert huge.settings["formula_length"] == 10
+    capped = explain_activations(activations, labels, concept_names=NAMES, formula_length=10)
+    for one, other in zip(huge, capped, strict=True):
+        assert one.beam == other.beam and len(one.by_length) == 10
+
+
+def test_search_stops_once_no_beam_can_change() -> None:
+    labels = torch.rand(200, 5, generator=torch.Generator().manual_seed(1)) < 0.3
+    # neuron 0 is concept c0 itself (AUC 1: nothing beats it), neuron 1 is constant (all 0.5)
+    activations = torch.stack([labels[:, 0].double(), torch.zeros(200, dtype=torch.float64)], 1)
+    result = beam_search(activations, labels, SearchSettings(formula_length=6, beam_size=1))
+    assert result.level_steps.shape[1] == 1  # level 2 left every beam as it was
+    found = explain_activations(activations, labels, formula_length=6, beam_size=1)
+    assert [str(e.formula) for e in found[0].by_length] == ["c0"] * 6
+    assert all(entry.auc == 0.5 for entry in found[1].by_length)

@@ -1,0 +1,418 @@
+"""The held-out protocol of NetworkInversion: presets x targets, judged by verifier families.
+
+Fixed before any tuning (benchmarks/RESULTS.md): ``--part models`` trains and caches the targets
+and verifiers; ``--part fit --preset P --target T`` fits one inversion and writes its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from captum_netinv.inversion import NetworkInversion
+from captum_netinv.inversion.losses import within_class_diversity
+from captum_netinv.models import LeNet5, accuracy, train_classifier
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "_out" / "protocol"
+MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
+TARGETS = ("lenet5", "lenet5_bn")
+#: Verifier families: the MLP is the only one any setting may be tuned on; the others are held out.
+FAMILIES = ("mlp", "rescnn", "widecnn")
+TUNING_FAMILY = "mlp"
+VERIFIER_SEEDS = (0, 1)
+N_PER_CLASS = 100
+STUDENT_SAMPLES = 10_000
+
+
+class VerifierMLP(nn.Module):
+    """784-512-256-10 with ReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU()
+        )
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
+class ResCNN(nn.Module):
+    """A small residual CNN with BatchNorm: stem 32, two blocks at 28 and 14 pixels, 64 at 7."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            _Block(32),
+            nn.MaxPool2d(2),
+            _Block(32),
+            nn.Conv2d(32, 64, 3, padding=1, stride=2, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            _Block(64),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class WideCNN(nn.Module):
+    """A wide plain CNN without BatchNorm: 5x5 convs of 64 and 128 channels, 256 hidden."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(128 * 7 * 7, 256),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+_BUILDERS: dict[str, Any] = {
+    "lenet5": lambda: LeNet5(),
+    "lenet5_bn": lambda: LeNet5(batch_norm=True),
+    "mlp": VerifierMLP,
+    "rescnn": ResCNN,
+    "widecnn": WideCNN,
+}
+_EPOCHS = {"lenet5": 3, "lenet5_bn": 3, "mlp": 3, "rescnn": 1, "widecnn": 1}
+
+
+def load_mnist_full() -> dict[str, Tensor]:
+    import numpy as np
+
+    data = np.load(MNIST)
+    return {
+        key: (
+            torch.from_numpy(data[key]).float().div(255).unsqueeze(1)
+            if key.startswith("x")
+            else torch.from_numpy(data[key]).long()
+        )
+        for key in ("x_train", "y_train", "x_test", "y_test")
+    }
+
+
+def model_path(name: str, seed: int) -> Path:
+    return OUT / f"model_{name}_seed{seed}.pt"
+
+
+def trained(name: str, seed: int, data: dict[str, Tensor] | None = None) -> nn.Module:
+    """The cached model ``name`` of ``seed``, trained on full MNIST when not cached yet."""
+    model = _BUILDERS[name]()
+    path = model_path(name, seed)
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    assert data is not None, f"{path} missing: run --part models"
+    torch.manual_seed(seed)
+    model = _BUILDERS[name]()
+    train_classifier(model, data["x_train"], data["y_train"], epochs=_EPOCHS[name], seed=seed)
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def run_models() -> dict[str, Any]:
+    data = load_mnist_full()
+    results = {}
+    for name in TARGETS:
+        started = time.perf_counter()
+        model = trained(name, 0, data)
+        results[f"{name}_seed0"] = {
+            "test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
+            "seconds": time.perf_counter() - started,
+        }
+        print(name, results[f"{name}_seed0"], flush=True)
+    for name in FAMILIES:
+        for seed in VERIFIER_SEEDS:
+            started = time.perf_counter()
+            model = trained(name, seed, data)
+            results[f"{name}_seed{seed}"] = {
+                "test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
+                "seconds": time.perf_counter() - started,
+            }
+            print(name, seed, results[f"{name}_seed{seed}"], flush=True)
+    return results
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, images: Tensor) -> Tensor:
+    return torch.cat([model(batch).argmax(1) for batch in images.split(500)])
+
+
+@torch.no_grad()
+def family_features(model: nn.Module, images: Tensor) -> Tensor:
+    return torch.cat([model.features(batch) for batch in images.split(500)])  # type: ignore[operator]
+
+
+def stroke_intensity(images: Tensor) -> Tensor:
+    """Per image, the mean of its brightest 10% of pixels (a digit's strokes cover ~19%)."""
+    flat = images.flatten(1)
+    return flat.topk(max(1, flat.shape[1] // 10), dim=1).values.mean(dim=1)
+
+
+def real_reference(data: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """N_PER_CLASS real test digits of every class, sorted by class."""
+    picks = torch.cat([(data["y_test"] == k).nonzero()[:N_PER_CLASS, 0] for k in range(10)])
+    return data["x_test"][picks], data["y_test"][picks]
+
+
+def appearance(samples: Tensor, real: Tensor, targets: Tensor) -> dict[str, Any]:
+    """Pixel-space diversity (mean pairwise cosine distance per class), mean pixel, strokes."""
+    pixel_diversity = within_class_diversity(samples.flatten(1), targets, 10)
+    real_diversity = within_class_diversity(real.flatten(1), targets, 10)
+    return {
+        "pixel_diversity_ratio_per_class": (pixel_diversity / real_diversity).tolist(),
+        "pixel_diversity_ratio": float(pixel_diversity.mean() / real_diversity.mean()),
+        "mean_pixel": float(samples.mean()),
+        "real_mean_pixel": float(real.mean()),
+        "stroke_intensity": float(stroke_intensity(samples).mean()),
+        "real_stroke_intensity": float(stroke_intensity(real).mean()),
+        "fraction_pixels_above_half": float((samples > 0.5).float().mean()),
+        "real_fraction_pixels_above_half": float((real > 0.5).float().mean()),
+    }
+
+
+def verdicts(samples: Tensor, real: Tensor, targets: Tensor) -> dict[str, Any]:
+    """Each family's acceptance (mean over its seeds) and the ResCNN's feature diversity."""
+    results: dict[str, Any] = {}
+    for family in FAMILIES:
+        per_class = []
+        for seed in VERIFIER_SEEDS:
+            verifier = trained(family, seed)
+            hits = (predictions(verifier, samples) == targets).float().view(10, -1).mean(1)
+            per_class.append(hits)
+            if family == "rescnn":
+                ratio = within_class_diversity(
+                    family_features(verifier, samples), targets, 10
+                ) / within_class_diversity(family_features(verifier, real), targets, 10)
+                results[f"rescnn_seed{seed}_feature_diversity_ratio_per_class"] = ratio.tolist()
+        mean = torch.stack(per_class).mean(0)
+        results[family] = {
+            "acceptance": float(mean.mean()),
+            "min_class_acceptance": float(mean.min()),
+            "per_class": mean.tolist(),
+            "per_seed": [float(v.mean()) for v in per_class],
+        }
+    return results
+
+
+def student_accuracy(
+    inversion: NetworkInversion, target: nn.Module, data: dict[str, Tensor], seed: int
+) -> float:
+    """LeNet-5 trained on STUDENT_SAMPLES generated samples with the target's soft labels."""
+    labels = torch.arange(STUDENT_SAMPLES) % 10
+    samples = inversion.attribute(target=labels, seed=seed + 100)
+    with torch.no_grad():
+        soft = torch.cat([target(batch).softmax(1) for batch in samples.split(500)])
+    torch.manual_seed(seed)
+    student = LeNet5()
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    rng = torch.Generator().manual_seed(seed)
+    student.train()
+    for _ in range(10):
+        for batch in torch.randperm(STUDENT_SAMPLES, generator=rng).split(64):
+            optimizer.zero_grad()
+            log_probabilities = student(samples[batch]).log_softmax(1)
+            F.kl_div(log_probabilities, soft[batch], reduction="batchmean").backward()
+            optimizer.step()
+    return accuracy(student.eval(), data["x_test"], data["y_test"])
+
+
+def frozen_target(name: str) -> nn.Module:
+    target = trained(name, 0)
+    for parameter in target.parameters():
+        parameter.requires_grad_(False)
+    return target
+
+
+def run_fit(
+    preset: str,
+    target_name: str,
+    seed: int,
+    steps: int | None,
+    mode: str | None,
+    weights: dict[str, float] | None = None,
+) -> dict:
+    """One fit, saved to OUT/inv_STEM.pt, with the figures that need no verifier."""
+    data = load_mnist_full()
+    target = frozen_target(target_name)
+    extra: dict[str, Any] = {} if mode is None else {"conditioning": mode}
+    if weights:
+        extra["loss_weights"] = weights
+    inversion = NetworkInversion(target, input_shape=(1, 28, 28), preset=preset, **extra)
+    started = time.perf_counter()
+    fit_steps = {} if steps is None else {"steps": steps}
+    inversion.fit(seed=seed, progress=False, **fit_steps)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - started
+    inversion.save(str(OUT / f"inv_{stem_of(preset, target_name, mode, seed, weights)}.pt"))
+    evaluation = inversion.evaluate(n_per_class=N_PER_CLASS, seed=seed)
+    targets = torch.arange(10).repeat_interleave(N_PER_CLASS)
+    samples = inversion.attribute(target=targets, seed=seed)
+    real, _ = real_reference(data)
+    return {
+        "preset": evaluation.preset,
+        "loss_weight_overrides": weights or {},
+        "target": target_name,
+        "conditioning": inversion.settings.conditioning,
+        "seed": seed,
+        "steps": inversion.steps_trained,
+        "fit_seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "target_hit_rate": evaluation.hit_rate,
+        "target_min_class_hit_rate": float(evaluation.hit_rate_per_class.min()),
+        **appearance(samples, real, targets),
+        "student_accuracy": student_accuracy(inversion, target, data, seed),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def stem_of(
+    preset: str, target: str, mode: str | None, seed: int, weights: dict[str, float] | None = None
+) -> str:
+    changed = "".join(f"_{name}{value:g}" for name, value in sorted((weights or {}).items()))
+    return f"{preset}{changed}_{target}_{mode or 'preset'}_seed{seed}"
+
+
+def run_verdicts(
+    preset: str,
+    target_name: str,
+    seed: int,
+    mode: str | None,
+    weights: dict[str, float] | None = None,
+) -> dict:
+    """The verifier families' figures of a saved fit, on the same samples as run_fit's."""
+    data = load_mnist_full()
+    stem = stem_of(preset, target_name, mode, seed, weights)
+    inversion = NetworkInversion.load(str(OUT / f"inv_{stem}.pt"), frozen_target(target_name))
+    targets = torch.arange(10).repeat_interleave(N_PER_CLASS)
+    samples = inversion.attribute(target=targets, seed=seed)
+    real, _ = real_reference(data)
+    return verdicts(samples, real, targets)
+
+
+def summary() -> str:
+    """The RESULTS.md table of every fit whose figures and verdicts are both written."""
+    header = (
+        "| preset | target | fit s | target hit (min class) | MLP* (min) | ResCNN (min) | "
+        "WideCNN (min) | ResCNN feature div. / real (min class) | pixel div. / real | "
+        "mean pixel (real) | stroke (real) | student |\n|" + "---|" * 12
+    )
+    rows = [header]
+    for fit_path in sorted(OUT.glob("fit_*.json")):
+        fit = json.loads(fit_path.read_text())
+        verdict_path = OUT / fit_path.name.replace("fit_", "verdicts_", 1)
+        if not verdict_path.exists():
+            continue
+        verdict = json.loads(verdict_path.read_text())
+        changes = fit.get("loss_weight_overrides", {}).items()
+        label = f"{fit['preset']} ({fit['conditioning']})" + "".join(
+            f", {name} {value:g}" for name, value in changes
+        )
+        ratios = torch.tensor(
+            [verdict[f"rescnn_seed{s}_feature_diversity_ratio_per_class"] for s in VERIFIER_SEEDS]
+        )
+        families = " | ".join(
+            f"{100 * verdict[f]['acceptance']:.1f}% "
+            f"({100 * verdict[f]['min_class_acceptance']:.0f}%)"
+            for f in FAMILIES
+        )
+        rows.append(
+            f"| {label} | {fit['target']} | {fit['fit_seconds']:.0f} | "
+            f"{100 * fit['target_hit_rate']:.1f}% ({100 * fit['target_min_class_hit_rate']:.0f}%)"
+            f" | {families} | {float(ratios.mean()):.2f} ({float(ratios.min()):.2f}) | "
+            f"{fit['pixel_diversity_ratio']:.2f} | {fit['mean_pixel']:.3f} "
+            f"({fit['real_mean_pixel']:.3f}) | {fit['stroke_intensity']:.2f} "
+            f"({fit['real_stroke_intensity']:.2f}) | {100 * fit['student_accuracy']:.1f}% |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--part", choices=["models", "fit", "verdicts", "summary"], required=True)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--target", choices=TARGETS, default="lenet5")
+    parser.add_argument("--conditioning", default=None)
+    parser.add_argument(
+        "--loss-weight", action="append", default=[], help="NAME=VALUE over the preset's weight"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    arguments = parser.parse_args()
+    torch.set_num_threads(arguments.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    weights = {
+        name: float(value) for name, value in (item.split("=") for item in arguments.loss_weight)
+    }
+    if arguments.part == "summary":
+        print(summary())
+        return
+    if arguments.part == "models":
+        result = run_models()
+        stem = "models"
+    elif arguments.part == "fit":
+        result = run_fit(
+            arguments.preset,
+            arguments.target,
+            arguments.seed,
+            arguments.steps,
+            arguments.conditioning,
+            weights,
+        )
+        stem = "fit_" + stem_of(
+            arguments.preset, arguments.target, arguments.conditioning, arguments.seed, weights
+        )
+    else:
+        result = run_verdicts(
+            arguments.preset, arguments.target, arguments.seed, arguments.conditioning, weights
+        )
+        stem = "verdicts_" + stem_of(
+            arguments.preset, arguments.target, arguments.conditioning, arguments.seed, weights
+        )
+    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
