@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_netinv.inversion import NetworkInversion
+from captum_netinv.inversion.evaluation import predicted_classes
 from captum_netinv.models import accuracy
 from captum_netinv.recognition import Explanations, InverseRecognition
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
@@ -100,8 +101,7 @@ def shortcut_accuracies(
     """
     inside = labels == target_class
     marked = watermark.apply(images)
-    with torch.no_grad():
-        predicted = torch.cat([model(part).argmax(dim=1).cpu() for part in marked.split(1024)])
+    predicted = predicted_classes(model, marked)
     return {
         "class_clean": accuracy(model, images[inside], labels[inside]),
         "class_marked": accuracy(model, marked[inside], labels[inside]),

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_netinv._utils import modules_of
 from captum_netinv.inversion.conditioning import ConditioningBatch
 
 __all__ = [
@@ -182,13 +183,15 @@ def batchnorm_statistics(inputs: Tensor, norm: nn.modules.batchnorm._BatchNorm) 
 
 
 def batchnorm_layers(model: object) -> list[nn.modules.batchnorm._BatchNorm]:
-    r"""The BatchNorm layers of ``model`` that hold running statistics (none if not a module)."""
-    if not isinstance(model, nn.Module):
-        return []
+    r"""
+    The BatchNorm layers that hold running statistics in ``model``, or in the modules a callable
+    ``model`` runs (:func:`~captum_netinv._utils.modules_of`); none where no module is found.
+    """
     return [
-        module
-        for module in model.modules()
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None
+        norm
+        for module in modules_of(model)
+        for norm in module.modules()
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.running_mean is not None
     ]
 
 

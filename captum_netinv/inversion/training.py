@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_netinv._utils import eval_mode, model_device, modules_of
+from captum_netinv._utils import eval_mode, model_device
 from captum_netinv.inversion.conditioning import ConditioningBatch
 from captum_netinv.inversion.losses import (
     batchnorm_layers,
@@ -88,15 +88,10 @@ def _loss_terms(
     settings: InversionSettings,
     condition: ConditioningBatch,
     z: Tensor,
+    norms: list[nn.modules.batchnorm._BatchNorm],
 ) -> tuple[dict[str, Tensor], Tensor]:
     images = generator(z, condition)
     model_inputs = model.to_model_space(images)
-    weights = settings.loss_weights
-    norms = (
-        [norm for module in modules_of(model.forward_func) for norm in batchnorm_layers(module)]
-        if weights["batchnorm_statistics"] > 0
-        else []
-    )
     with record_batchnorm_inputs(norms) as norm_inputs:
         logits, features = model.logits_and_features(jittered(model_inputs, settings.jitter))
     terms = inversion_loss_terms(
@@ -104,7 +99,7 @@ def _loss_terms(
         features,
         images,
         condition,
-        weights,
+        settings.loss_weights,
         settings.input_range,
         norm_inputs,
         model_inputs,
@@ -120,8 +115,9 @@ def _step(
     condition: ConditioningBatch,
     z: Tensor,
     step: int,
+    norms: list[nn.modules.batchnorm._BatchNorm],
 ) -> dict[str, float]:
-    terms, logits = _loss_terms(generator, model, settings, condition, z)
+    terms, logits = _loss_terms(generator, model, settings, condition, z, norms)
     for name, value in terms.items():
         if not bool(torch.isfinite(value)):
             raise NonFiniteLossError(
@@ -191,6 +187,12 @@ def train_generator(
                     weights of the step before.
     """
     device = model_device(model.forward_func)
+    # the layers whose inputs the BatchNorm prior reads, found once for the whole fit
+    norms = (
+        batchnorm_layers(model.forward_func)
+        if settings.loss_weights["batchnorm_statistics"] > 0
+        else []
+    )
     done = start
     generator.train()
     with (
@@ -201,7 +203,7 @@ def train_generator(
             targets = balanced_targets(batch_size, num_classes, rng)
             condition = settings.draw_condition(targets, num_classes, rng).to(device)
             z = latent_codes(batch_size, settings.latent_dim, rng).to(device)
-            values = _step(generator, model, settings, optimizer, condition, z, step)
+            values = _step(generator, model, settings, optimizer, condition, z, step, norms)
             for key, number in values.items():
                 history.setdefault(key, []).append(number)
             done = step
