@@ -277,6 +277,8 @@ def run_fit(
     data = load_mnist_full()
     target = frozen_target(target_name)
     extra: dict[str, Any] = {} if mode is None else {"conditioning": mode}
+    if AUGMENT is not None:
+        extra["jitter"], extra["zoom"] = AUGMENT
     if weights:
         extra["loss_weights"] = weights
     inversion = NetworkInversion(target, input_shape=(1, 28, 28), preset=preset, **extra)
@@ -296,6 +298,7 @@ def run_fit(
         "conditioning": inversion.settings.conditioning,
         "seed": seed,
         "steps": inversion.steps_trained,
+        "augmentation": f"jitter {inversion.settings.jitter}, zoom {inversion.settings.zoom:g}",
         "fit_seconds": seconds,
         "threads": torch.get_num_threads(),
         "target_hit_rate": evaluation.hit_rate,
@@ -306,10 +309,16 @@ def run_fit(
     }
 
 
+#: ``(jitter, zoom)`` given with ``--augment`` instead of the preset's (None: the preset's).
+AUGMENT: tuple[int, float] | None = None
+
+
 def stem_of(
     preset: str, target: str, mode: str | None, seed: int, weights: dict[str, float] | None = None
 ) -> str:
     changed = "".join(f"_{name}{value:g}" for name, value in sorted((weights or {}).items()))
+    if AUGMENT is not None:  # jitter and zoom other than the preset's
+        changed += f"_aug{AUGMENT[0]}-{AUGMENT[1]:g}"
     return f"{preset}{changed}_{target}_{mode or 'preset'}_seed{seed}"
 
 
@@ -348,6 +357,8 @@ def summary() -> str:
         label = f"{fit['preset']} ({fit['conditioning']})" + "".join(
             f", {name} {value:g}" for name, value in changes
         )
+        if "_aug" in fit_path.name:  # jitter and zoom other than the preset's
+            label += ", " + fit["augmentation"].split(" (")[0]
         ratios = torch.tensor(
             [verdict[f"rescnn_seed{s}_feature_diversity_ratio_per_class"] for s in VERIFIER_SEEDS]
         )
@@ -379,7 +390,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--augment", default=None, help="JITTER,ZOOM instead of the preset's")
     arguments = parser.parse_args()
+    if arguments.augment is not None:
+        global AUGMENT
+        jitter, zoom = arguments.augment.split(",")
+        AUGMENT = (int(jitter), float(zoom))
     torch.set_num_threads(arguments.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     weights = {

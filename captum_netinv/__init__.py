@@ -4,7 +4,12 @@ Public names only; the algorithms live in :mod:`captum_netinv.inversion` and
 :mod:`captum_netinv.recognition`, the shared plots in :mod:`captum_netinv.visualization`.
 """
 
-from captum_netinv.inversion import InversionEvaluation, NetworkInversion, NonFiniteLossError
+from captum_netinv.inversion import (
+    InversionEvaluation,
+    NetworkInversion,
+    NeuronInversion,
+    NonFiniteLossError,
+)
 from captum_netinv.recognition import (
     BeamEntry,
     Explanation,
@@ -26,6 +31,7 @@ __all__ = [
     "InverseRecognition",
     "InversionEvaluation",
     "NetworkInversion",
+    "NeuronInversion",
     "NonFiniteLossError",
     "explain_activations",
     *(name for name in _visualization_names if name.startswith("visualize_")),

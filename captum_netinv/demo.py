@@ -24,6 +24,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from captum_netinv.data import digit_concepts, load_mnist  # noqa: E402
+from captum_netinv.demo_neurons import neuron_page  # noqa: E402
 from captum_netinv.inversion import NetworkInversion  # noqa: E402
 from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier  # noqa: E402
 from captum_netinv.recognition import Explanations, InverseRecognition  # noqa: E402
@@ -61,6 +62,9 @@ class DemoBudget:
     evaluation_per_class: int
     shortcut_train_size: int
     shortcut_inversion_steps: int
+    neuron_units: int
+    neuron_steps: int
+    neuron_figures: int
 
     @classmethod
     def choose(cls, quick: bool) -> DemoBudget:
@@ -72,6 +76,9 @@ class DemoBudget:
                 evaluation_per_class=20,
                 shortcut_train_size=2000,
                 shortcut_inversion_steps=80,
+                neuron_units=6,
+                neuron_steps=40,
+                neuron_figures=2,
             )
         return cls(
             classifier_epochs=5,
@@ -80,6 +87,9 @@ class DemoBudget:
             evaluation_per_class=100,
             shortcut_train_size=_TRAIN_SIZE,
             shortcut_inversion_steps=900,
+            neuron_units=24,
+            neuron_steps=400,
+            neuron_figures=24,
         )
 
 
@@ -136,7 +146,7 @@ def _label_section(
     labels: Tensor,
     out: Path,
     progress: bool,
-) -> None:
+) -> dict[str, Explanations]:
     """The report's INVERT section: labels of conv2 and fc2, their plots and JSON exports."""
     report.add_heading("INVERT: neuron labels")
     concepts, names = digit_concepts(images, labels)
@@ -156,6 +166,7 @@ def _label_section(
     grid, _ = visualize_top_activating(tables["conv2"], 0, images, use_pyplot=False)
     report.add_figure(grid, "conv2_top_activating_0", "conv2 #0: top-activating digits")
     plt.close(grid)
+    return tables
 
 
 def _label_accuracy_section(
@@ -289,8 +300,10 @@ def run_demo(
     3. measures the label accuracy of the output logits (INVERT paper);
     4. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
        with the verifier;
-    5. plants a watermark on most training 7s of a second CNN and finds it with both methods;
-    6. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
+    5. fits a :class:`~captum_netinv.NeuronInversion` to the labeled units of ``fc2`` and
+       checks each label on the unit's generated inputs (page ``neurons.html``);
+    6. plants a watermark on most training 7s of a second CNN and finds it with both methods;
+    7. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
 
     Args:
         out (str or Path, optional): Report folder. Default: ``"report"``
@@ -332,11 +345,13 @@ def run_demo(
         f"{verifier_accuracy:.3f}." + (" Quick (reduced) budget." if quick else "")
     )
 
-    _label_section(report, model, images, labels, Path(out), progress)
+    tables = _label_section(report, model, images, labels, Path(out), progress)
     share = _label_accuracy_section(report, model, test_images, test_labels)
+    neuron_budget = (budget.neuron_units, budget.neuron_steps, budget.neuron_figures)
+    units = neuron_page(report, model, images, tables["fc2"], neuron_budget, seed, progress)
     _invert(report, model, verifier, budget, Path(out), seed, progress)
     shortcut = _shortcut_section(report, images, labels, budget, seed)
-    summary = {"label_accuracy": share, "shortcut": shortcut}
+    summary = {"label_accuracy": share, "shortcut": shortcut, "neuron_label_check": units}
     (Path(out) / "shortcut.json").write_text(json.dumps(summary, indent=2))
     report.add_paragraph(f"Written in {time.perf_counter() - started:.0f} s.")
     index = report.write()

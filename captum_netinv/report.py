@@ -71,6 +71,8 @@ class HtmlReport:
     Args:
         folder (str or Path): Output folder; created if missing.
         title (str): Page title.
+        page (str, optional): File name of the page, so that several pages share one folder
+                    (and its ``images``). Default: ``"index.html"``
 
     Examples::
 
@@ -79,10 +81,13 @@ class HtmlReport:
         >>> path = report.write()
     """
 
-    def __init__(self, folder: str | Path, title: str) -> None:
+    def __init__(self, folder: str | Path, title: str, page: str = "index.html") -> None:
+        if not page.endswith(".html") or "/" in page or "\\" in page:
+            raise ValueError(f"`page` must be a file name ending in .html, got {page!r}")
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.title = title
+        self.page = page
         self._parts: list[str] = []
 
     def add_heading(self, text: str, level: int = 2) -> None:
@@ -92,6 +97,10 @@ class HtmlReport:
     def add_paragraph(self, text: str) -> None:
         """Adds a paragraph of plain (escaped) text."""
         self._parts.append(f"<p>{html.escape(text)}</p>")
+
+    def add_link(self, text: str, href: str) -> None:
+        """Adds a paragraph holding one link (e.g. to another page of the folder)."""
+        self._parts.append(f'<p><a href="{html.escape(href)}">{html.escape(text)}</a></p>')
 
     def add_figure(self, figure: Figure, name: str, caption: str = "", dpi: int = 90) -> Path:
         """Saves ``figure`` as ``images/<name>.png`` and shows it with ``caption``."""
@@ -122,7 +131,7 @@ class HtmlReport:
         )
 
     def write(self) -> Path:
-        """Writes ``index.html`` and returns its path."""
+        """Writes the page (``index.html`` by default) and returns its path."""
         page = (
             "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head><body>"
@@ -130,6 +139,6 @@ class HtmlReport:
             + "\n".join(self._parts)
             + f"\n<script>{_SORT_SCRIPT}</script></body></html>\n"
         )
-        path = self.folder / "index.html"
+        path = self.folder / self.page
         path.write_text(page, encoding="utf-8")
         return path

@@ -100,3 +100,18 @@ def test_report_page_in_headless_chromium(report_index: Path, tmp_path: Path) ->
         assert driver.save_screenshot(str(tmp_path / "report.png"))
     finally:
         driver.quit()
+
+
+def test_demo_checks_the_labels_of_fc2_units_on_a_page_of_their_own(report_index: Path) -> None:
+    folder = report_index.parent
+    rows = json.loads((folder / "shortcut.json").read_text())["neuron_label_check"]
+    labels = Explanations.from_json((folder / "labels_fc2.json").read_text())
+    assert 1 <= len(rows) <= 6  # the quick budget's six best-labeled units
+    for row in rows:
+        assert row["formula"] == str(labels[row["unit"]].formula)
+        assert 0.0 <= row["generated_share"] <= 1.0 and 0.0 <= row["real_share"] <= 1.0
+        assert row["median_over_q99"] > 0.0
+    assert 'id="neuron-label-check"' in report_index.read_text()
+    page = (folder / "neurons.html").read_text()
+    assert 'href="neurons.html"' in report_index.read_text() and "fc2 #" in page
+    assert (folder / "images" / f"fc2_unit_{rows[0]['unit']}.png").stat().st_size > 1000

@@ -118,3 +118,36 @@ def test_inversion_grid_confidences_are_the_models(fitted: NetworkInversion) -> 
     assert torch.allclose(shown, expected, atol=0.006)  # titles have two decimals
     with pytest.raises(ValueError, match="`n_per_class` must be an int >= 1"):
         visualize_inversion(fitted, n_per_class=0, use_pyplot=False)
+
+
+def test_visualize_neuron_shows_label_histogram_top_and_generated_inputs() -> None:
+    from captum_netinv.inversion import NeuronInversion
+    from captum_netinv.visualization import visualize_neuron
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(72, 4)
+    ).eval()
+    images = torch.rand(120, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    inversion = NeuronInversion(model, model[3], input_shape=(1, 8, 8))
+    inversion.fit(images, steps=3, seed=0, progress=False)
+    with torch.no_grad():
+        activations = model(images)
+    labels = activations[:, 2:3] > activations[:, 2].median()  # a concept the unit separates
+    explanations = explain_activations(
+        activations, labels, concept_names=["high"], formula_length=1
+    )
+    fig, axes = visualize_neuron(
+        inversion, 2, images, explanations, n_generated=6, k=9, bins=10, use_pyplot=False
+    )
+    assert axes.shape == (3,)
+    legend = [text.get_text() for text in axes[0].get_legend().get_texts()]
+    formula = f"high (AUC {explanations[2].auc:.3f})"
+    assert sorted(legend) == sorted(["real 99th pct", "generated median", "rest", formula])
+    assert len(axes[0].patches) == 20  # two histograms of 10 bins
+    # 3 x 3 top inputs and 3 x 2 generated ones, 8 pixels each with 1-pixel gaps
+    assert axes[1].images[0].get_array().shape == (26, 26)
+    assert axes[2].images[0].get_array().shape == (17, 26)
+    assert axes[1].get_title() == "top 9 real inputs" and "unit 2: high" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="were computed on 120 samples"):
+        visualize_neuron(inversion, 2, images[:50], explanations, use_pyplot=False)

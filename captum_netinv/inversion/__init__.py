@@ -1,9 +1,11 @@
 """Network inversion (Suhail & Sethi, 2024): a conditioned generator that inverts a classifier.
 
 :class:`NetworkInversion` is the attribution class; the modules beside it hold one idea each:
-settings, conditioning, generator, losses, training, sampling, evaluation, checkpoint, counterfeits.
+settings, conditioning, generator, augmentation, losses, training, sampling, evaluation,
+checkpoint, counterfeits.
 """
 
+from captum_netinv.inversion.augmentation import augmented, jittered
 from captum_netinv.inversion.conditioning import (
     CONDITIONING_MODES,
     ConditioningBatch,
@@ -16,9 +18,11 @@ from captum_netinv.inversion.evaluation import InversionEvaluation
 from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, IMAGE_PRIORS
 from captum_netinv.inversion.network_inversion import NetworkInversion
+from captum_netinv.inversion.neuron_evaluation import NeuronEvaluation
+from captum_netinv.inversion.neuron_inversion import NeuronInversion
 from captum_netinv.inversion.presets import DEFAULT, PAPER, PRESETS, Preset
 from captum_netinv.inversion.settings import InversionSettings
-from captum_netinv.inversion.training import NonFiniteLossError, jittered
+from captum_netinv.inversion.training import NonFiniteLossError
 
 __all__ = [
     "CONDITIONING_MODES",
@@ -32,8 +36,11 @@ __all__ = [
     "InversionEvaluation",
     "InversionSettings",
     "NetworkInversion",
+    "NeuronEvaluation",
+    "NeuronInversion",
     "NonFiniteLossError",
     "Preset",
+    "augmented",
     "draw_conditioning",
     "hot_matrices",
     "jittered",

@@ -35,7 +35,12 @@ from captum_netinv.inversion.checkpoint import (
     model_fingerprint,
     read_checkpoint,
     read_saved_inversion,
-    write_atomically,
+)
+from captum_netinv.inversion.distributed import (
+    fit_group,
+    restore_rank_streams,
+    seed_streams,
+    write_fit_checkpoint,
 )
 from captum_netinv.inversion.generator import ConditionedGenerator, check_input_shape
 from captum_netinv.inversion.sampling import (
@@ -147,11 +152,9 @@ class _InversionBase(LayerAttribution):
     def _set_input_shape(
         self, input_shape: tuple[int, int, int], extra_args: Any, deferrable: bool = False
     ) -> None:
-        r"""
-        Sets the input shape and finds the number of classes with one forward pass; when
+        r"""Sets the input shape and finds the number of classes with one forward pass; when
         ``deferrable`` (the constructor) a ``TypeError`` of the model, e.g. a missing extra
-        argument, defers that pass to the first call that gives ``additional_forward_args``.
-        """
+        argument, defers that pass to the first call that gives ``additional_forward_args``."""
         model = TargetModel(
             self.forward_func,
             self.layer,
@@ -159,25 +162,33 @@ class _InversionBase(LayerAttribution):
             self.device_ids,
             normalization_tensors(self.settings, input_shape[0]),
         )
-        probe = torch.full((2, *input_shape), sum(self.settings.input_range) / 2)
-        try:
-            output = model.with_args(extra_args).outputs(model.to_model_space(probe))
-        except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            if deferrable and isinstance(error, TypeError):
-                self.input_shape, self._model = input_shape, None
-                return
-            raise ValueError(
-                f"`input_shape` {input_shape}: the model fails on a batch of that shape "
-                f"({excerpt(str(error), 300)})"
-                + (
-                    "; if it takes more inputs, pass `additional_forward_args`"
-                    if isinstance(error, TypeError)
-                    else ""
-                )
-            ) from error
+        view = model.with_args(extra_args)
+        output = self._probe(
+            input_shape, lambda x: view.outputs(view.to_model_space(x)), deferrable
+        )
+        if output is None:
+            return
         self.num_classes = num_classes_of_output(output, 2, self.num_classes)
         self.input_shape = input_shape
         self._model = model
+
+    def _probe(
+        self, input_shape: tuple[int, int, int], run: Callable[[Tensor], Any], deferrable: bool
+    ) -> Any:
+        r"""``run`` of two mid-range inputs of ``input_shape``; a failing model raises a ValueError,
+        or (``deferrable``, a ``TypeError``) defers the pass: the shape is kept, None returned."""
+        probe = torch.full((2, *input_shape), sum(self.settings.input_range) / 2)
+        try:
+            return run(probe)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            if deferrable and isinstance(error, TypeError):
+                self.input_shape, self._model = input_shape, None
+                return None
+            hint = "; if it takes more inputs, pass `additional_forward_args`"
+            raise ValueError(
+                f"`input_shape` {input_shape}: the model fails on a batch of that shape "
+                f"({excerpt(str(error), 300)}){hint if isinstance(error, TypeError) else ''}"
+            ) from error
 
     def _ensure_input_shape(self, inputs: Tensor | None, extra_args: Any = None) -> TargetModel:
         r"""The model view, once the input shape is known; ``extra_args`` go with its calls."""
@@ -265,11 +276,12 @@ class _InversionBase(LayerAttribution):
         callback: StepCallback | None,
         additional_forward_args: Any = None,
         desc: str = "NetworkInversion fit",
+        process_group: Any = None,
+        autocast: str | None = None,
     ) -> History:
         r"""
-        :meth:`NetworkInversion.fit`: a fresh fit of ``steps`` steps from the generator's
-        initial weights (history and ``steps_trained`` start over), or the rest of the fit
-        saved at ``checkpoint_path`` up to ``steps`` in all.
+        :meth:`NetworkInversion.fit`: a fresh fit from the initial weights (history and
+        ``steps_trained`` start over), or the rest of the one saved at ``checkpoint_path``.
         """
         model = self._ensure_input_shape(inputs, additional_forward_args)
         seed = check_seed(seed)
@@ -279,6 +291,7 @@ class _InversionBase(LayerAttribution):
             raise ValueError(f"`batch_size` must be >= 2 (pairwise terms), got {batch_size}")
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
             raise ValueError(f"`lr` must be a number > 0, got {excerpt(lr)}")
+        group = fit_group(process_group, batch_size, autocast)
         resumed = self._resumable_checkpoint(checkpoint_path, seed, batch_size, lr)
         seed = resumed.seed if resumed is not None else seed
         if seed is None:
@@ -286,13 +299,12 @@ class _InversionBase(LayerAttribution):
         with torch.random.fork_rng(devices=rng_devices(self.device)):
             rng = torch.Generator()
             if resumed is None:
-                torch.manual_seed(seed)
-                rng.manual_seed(seed)
+                seed_streams(seed, rng, group)  # rank 0's are ``seed``'s; see distributed.py
                 self._fresh_generator()
             generator = self._ensure_generator()
             optimizer = torch.optim.Adam(generator.parameters(), lr=lr)
             if resumed is not None and checkpoint_path is not None:
-                self._restore_fit(read_checkpoint(checkpoint_path), resumed, optimizer, rng)
+                self._restore_fit(read_checkpoint(checkpoint_path), resumed, optimizer, rng, group)
 
             def checkpoint(step: int) -> None:
                 self.steps_trained = step
@@ -300,7 +312,7 @@ class _InversionBase(LayerAttribution):
                     fit = FitCheckpoint.capture(
                         step, seed, batch_size, lr, optimizer, rng, self.device
                     )
-                    write_atomically({**self._state(), **fit.to_dict()}, checkpoint_path)
+                    write_fit_checkpoint(self._state, fit, checkpoint_path, group, rng, self.device)
 
             assert self.num_classes is not None
             try:
@@ -320,6 +332,8 @@ class _InversionBase(LayerAttribution):
                     callback=callback,
                     checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every,
+                    process_group=group,
+                    autocast=autocast,
                 )
             except NonFiniteLossError as error:
                 self.steps_trained = error.step - 1
@@ -368,12 +382,14 @@ class _InversionBase(LayerAttribution):
         fit: FitCheckpoint,
         optimizer: torch.optim.Optimizer,
         rng: torch.Generator,
+        group: Any = None,
     ) -> None:
         assert self.generator is not None
         self.generator.load_state_dict(state["generator"])
         self.history = {key: list(values) for key, values in state["history"].items()}
         self.steps_trained = fit.step
         fit.restore(optimizer, rng, self.device)
+        restore_rank_streams(state, rng, self.device, group)
 
     def _ensure_fitted(
         self, inputs: Tensor | None = None, extra_args: Any = None, caller: str = "attribute"

@@ -26,9 +26,10 @@ COUNTERFEIT_TERMS_OFF: tuple[str, ...] = (*IMAGE_PRIORS, "kl_divergence")
 
 
 def counterfeit_settings(settings: InversionSettings) -> InversionSettings:
-    r"""The companion's settings: ``settings`` without :data:`COUNTERFEIT_TERMS_OFF` and jitter."""
+    r"""The companion's settings: ``settings`` without :data:`COUNTERFEIT_TERMS_OFF` and
+    augmentation (jitter and zoom 0)."""
     weights = {**settings.loss_weights, **dict.fromkeys(COUNTERFEIT_TERMS_OFF, 0.0)}
-    return settings.replace(loss_weights=weights, jitter=0)
+    return settings.replace(loss_weights=weights, jitter=0, zoom=0.0)
 
 
 def search_counterfeits(

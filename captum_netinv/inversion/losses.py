@@ -20,6 +20,7 @@ from captum_netinv.inversion.conditioning import ConditioningBatch
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
     "IMAGE_PRIORS",
+    "batchnorm_distance",
     "batchnorm_layers",
     "batchnorm_statistics",
     "cosine_similarity",
@@ -79,13 +80,15 @@ def kl_divergence(logits: Tensor, vectors: Tensor) -> Tensor:
     distribution should match the conditioning vector.
 
     Args:
-        logits (Tensor): ``(B, K)`` classifier outputs.
+        logits (Tensor): ``(B, K)`` classifier outputs; only the first ``K`` columns are
+                    compared where there are more (a neuron inversion's threshold column).
         vectors (Tensor): ``(B, K)`` conditioning vectors (rows summing to 1).
 
     Returns:
         *Tensor*, a scalar.
     """
-    return F.kl_div(logits.log_softmax(dim=1), vectors, reduction="batchmean")
+    compared = logits[:, : vectors.shape[1]]
+    return F.kl_div(compared.log_softmax(dim=1), vectors, reduction="batchmean")
 
 
 def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
@@ -177,6 +180,18 @@ def batchnorm_statistics(inputs: Tensor, norm: nn.modules.batchnorm._BatchNorm) 
     dims = [0, *range(2, inputs.dim())]
     mean = inputs.mean(dim=dims)
     variance = inputs.var(dim=dims, unbiased=False)
+    return batchnorm_distance(mean, variance, norm)
+
+
+def batchnorm_distance(
+    mean: Tensor, variance: Tensor, norm: nn.modules.batchnorm._BatchNorm
+) -> Tensor:
+    r"""
+    ``||mean - mu_run||_2 + ||variance - var_run||_2``: the distance of per-channel batch
+    statistics (of one rank's batch or of the global batch) to ``norm``'s running statistics.
+    """
+    if norm.running_mean is None or norm.running_var is None:
+        raise ValueError(f"{norm.__class__.__name__} does not track running statistics")
     return torch.linalg.vector_norm(mean - norm.running_mean) + torch.linalg.vector_norm(
         variance - norm.running_var
     )

@@ -29,7 +29,7 @@ from captum_netinv.inversion.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
     DEFAULT_STEPS,
-    InversionSettings,
+    SETTING_NAMES,
 )
 from captum_netinv.inversion.training import History, StepCallback
 
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from captum_netinv.visualization import FigureAxes, FigureAxis
 
 __all__ = ["NetworkInversion"]
-
-_SETTING_NAMES = tuple(item.name for item in dataclasses.fields(InversionSettings))
 
 
 class NetworkInversion(_InversionBase):
@@ -83,6 +81,7 @@ class NetworkInversion(_InversionBase):
         vector_scale: float | None = None,
         vector_margin: float | None = None,
         jitter: int | None = None,
+        zoom: float | None = None,
         device_ids: list[int] | None = None,
         vector_encoder: VectorEncoder | None = None,
         matrix_encoding: MatrixEncoding | None = None,
@@ -121,9 +120,10 @@ class NetworkInversion(_InversionBase):
                         draws (larger: peakier). Default: 3.0
             vector_margin (float, optional): Lead of the target's logit over the runner-up in
                         a soft vector (0: the paper's plain draw). Default: 1.0
-            jitter (int, optional): Largest random shift, in pixels, of the batches the model
-                        sees in :meth:`fit` (:func:`~captum_netinv.inversion.jittered`); 0: off.
-                        Default: 1
+            jitter (int, optional): Largest random shift, in pixels, of what the model sees in
+                        :meth:`fit` (:func:`~captum_netinv.inversion.augmented`). Default: 2
+            zoom (float, optional): Largest relative zoom of each sample the model sees in
+                        :meth:`fit`; 0: one shift for the whole batch. Default: 0.1
             device_ids (list[int], optional): Devices of a ``DataParallel`` model, as in Captum.
             vector_encoder (str, optional): ``"mlp"`` or ``"none"`` (the soft vector joined
                         to ``z`` as it is). Default: ``"mlp"``
@@ -132,7 +132,7 @@ class NetworkInversion(_InversionBase):
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """
         arguments = locals()  # the settings are the constructor's arguments of the same names
-        settings = preset_named(preset).settings(**{n: arguments[n] for n in _SETTING_NAMES})
+        settings = preset_named(preset).settings(**{n: arguments[n] for n in SETTING_NAMES})
         self._setup(
             forward_func,
             layer,
@@ -156,6 +156,8 @@ class NetworkInversion(_InversionBase):
         seed: int | None = None,
         callback: StepCallback | None = None,
         additional_forward_args: Any = None,
+        process_group: Any = None,
+        autocast: str | None = None,
     ) -> History:
         r"""
         Trains the generator through the frozen model with Adam
@@ -187,6 +189,15 @@ class NetworkInversion(_InversionBase):
                         the inputs, as in Captum; passed unchanged with every batch of
                         generated samples, so they must not be per-sample (broadcastable ones,
                         e.g. ``(1, ...)``, are fine).
+            process_group (ProcessGroup, optional): Called on every rank of a
+                        ``torch.distributed`` group (by default the initialized default group,
+                        if any), the ranks train one generator in DistributedDataParallel:
+                        ``batch_size`` is the global batch, split evenly, the batch-level terms
+                        see all of it, rank 0 alone writes checkpoints
+                        (:mod:`~captum_netinv.inversion.distributed`, :doc:`/performance`).
+            autocast (str, optional): ``"bfloat16"`` or ``"float16"`` (with a gradient scaler):
+                        forward passes in half precision, loss terms in float32; faster on
+                        GPUs and CPUs with bfloat16 units (AMX), slower on others. Default: None
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step for each loss term,
@@ -202,18 +213,8 @@ class NetworkInversion(_InversionBase):
             >>> history["hit_rate"][-1]
             1.0
         """
-        return self._run_fit(
-            inputs,
-            steps,
-            batch_size,
-            lr,
-            progress,
-            checkpoint_path,
-            checkpoint_every,
-            seed,
-            callback,
-            additional_forward_args,
-        )
+        # every argument of fit() goes to _run_fit under its own name
+        return self._run_fit(**{key: value for key, value in locals().items() if key != "self"})
 
     @log_usage()
     def attribute(

@@ -80,6 +80,7 @@ PAPER = Preset(
         "dropout": 0.5,
         "vector_margin": 0.0,
         "jitter": 0,
+        "zoom": 0.0,
         "vector_encoder": "none",
         "loss_weights": dict.fromkeys(IMAGE_PRIORS, 0.0),
     },

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_LR",
     "DEFAULT_STEPS",
     "FORMAT1_VALUES",
+    "SETTING_NAMES",
     "InversionSettings",
     "Normalization",
     "normalization_tensors",
@@ -49,10 +50,11 @@ DEFAULT_LR = 2e-3
 #: ``(mean, std)`` of the model's input normalization as ``(1, C, 1, 1)`` tensors.
 Normalization = tuple[Tensor, Tensor]
 _NormalizationArgument = tuple[Sequence[float] | float, Sequence[float] | float] | None
-#: The settings a saved file without the key had: no jitter (before it existed), the MLP vector
-#: encoder and the pooled hot matrix (before presets), the default preset.
+#: The settings a saved file without the key had: no jitter and no zoom (before they existed), the
+#: MLP vector encoder and the pooled hot matrix (before presets), the default preset.
 FORMAT1_VALUES: dict[str, Any] = {
     "jitter": 0,
+    "zoom": 0.0,
     "vector_encoder": "mlp",
     "matrix_encoding": "hot",
     "preset": "default",
@@ -76,6 +78,8 @@ class InversionSettings:
         vector_scale (float): Standard deviation of the soft vectors' Gaussian draws.
         vector_margin (float): Lead of the target's logit in a soft vector.
         jitter (int): Largest random shift, in pixels, of the batches the model sees in a fit.
+        zoom (float): Largest relative zoom of each sample the model sees in a fit; 0: one
+                    shift for the whole batch (:func:`~captum_netinv.inversion.augmented`).
         vector_encoder (str): ``"mlp"`` or ``"none"``: how the soft vector is joined to ``z``.
         matrix_encoding (str): ``"projection"`` or ``"hot"``: how matrix modes join the class.
         preset (str): Name of the preset these settings started from (a label: every value
@@ -97,7 +101,8 @@ class InversionSettings:
     sample_with_dropout: bool = True
     vector_scale: float = DEFAULT_VECTOR_SCALE
     vector_margin: float = DEFAULT_VECTOR_MARGIN
-    jitter: int = 1
+    jitter: int = 2
+    zoom: float = 0.1
     vector_encoder: VectorEncoder = "mlp"
     matrix_encoding: MatrixEncoding = "projection"
     preset: str = "default"
@@ -108,6 +113,7 @@ class InversionSettings:
         _check_number(self.dropout, "dropout", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
         _check_number(self.vector_scale, "vector_scale", "> 0", lambda v: v > 0)
         _check_number(self.vector_margin, "vector_margin", ">= 0", lambda v: v >= 0)
+        _check_number(self.zoom, "zoom", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
         if not isinstance(self.jitter, int) or isinstance(self.jitter, bool) or self.jitter < 0:
             raise ValueError(f"`jitter` must be an int >= 0 (pixels), got {self.jitter!r}")
         check_matrix_encoding(self.matrix_encoding)
@@ -124,7 +130,7 @@ class InversionSettings:
         self._set("loss_weights", resolve_loss_weights(self.loss_weights))
         self._set("input_range", _checked_range(self.input_range))
         self._set("input_normalization", _checked_normalization(self.input_normalization))
-        for name in ("dropout", "vector_scale", "vector_margin"):
+        for name in ("dropout", "vector_scale", "vector_margin", "zoom"):
             self._set(name, float(getattr(self, name)))
 
     def _set(self, name: str, value: object) -> None:
@@ -164,6 +170,7 @@ class InversionSettings:
             "vector_scale": self.vector_scale,
             "vector_margin": self.vector_margin,
             "jitter": self.jitter,
+            "zoom": self.zoom,
             "vector_encoder": self.vector_encoder,
             "matrix_encoding": self.matrix_encoding,
             "preset": self.preset,
@@ -182,6 +189,10 @@ class InversionSettings:
             if isinstance(chosen.get(key), list):
                 chosen[key] = tuple(chosen[key])
         return cls(**chosen)
+
+
+#: The names of every setting: the constructor arguments that build :class:`InversionSettings`.
+SETTING_NAMES: tuple[str, ...] = tuple(item.name for item in dataclasses.fields(InversionSettings))
 
 
 def _check_number(value: object, name: str, expected: str, test: Any) -> None:

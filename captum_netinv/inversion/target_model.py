@@ -61,9 +61,9 @@ class TargetModel:
         with torch.no_grad(), eval_mode(self.forward_func):
             return self(model_inputs.to(model_device(self.forward_func)))
 
-    def logits_and_features(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Logits and flattened features of one batch, in the autograd graph."""
-        logits, features = forward_with_layer(
+    def output_and_layer(self, model_inputs: Tensor) -> tuple[Any, Tensor]:
+        r"""The model's output and ``layer``'s unflattened values, in the autograd graph."""
+        return forward_with_layer(
             self.forward_func,
             model_inputs,
             self.layer,
@@ -71,6 +71,10 @@ class TargetModel:
             attribute_to_layer_input=self.attribute_to_layer_input,
             device_ids=self.device_ids,
         )
+
+    def logits_and_features(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Logits and flattened features of one batch, in the autograd graph."""
+        logits, features = self.output_and_layer(model_inputs)
         return logits, features.flatten(1)
 
     def evaluated(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:

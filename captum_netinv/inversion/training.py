@@ -6,15 +6,32 @@ conditioning and codes from ``rng``, sums the loss terms and reports each step t
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_netinv._utils import eval_mode, model_device
+from captum_netinv.inversion.augmentation import augmented
 from captum_netinv.inversion.conditioning import ConditioningBatch
+from captum_netinv.inversion.distributed import (
+    GLOBAL_BATCH_TERMS,
+    agree,
+    autocast_context,
+    condition_to_device,
+    fit_group,
+    frozen_parameters,
+    global_batch_terms,
+    local_batch_size,
+    mean_over_ranks,
+    rank_of,
+    to_device,
+    wrap_generator,
+)
 from captum_netinv.inversion.losses import (
     batchnorm_layers,
     inversion_loss_terms,
@@ -32,7 +49,6 @@ __all__ = [
     "StepCallback",
     "balanced_targets",
     "check_trainable_settings",
-    "jittered",
     "train_generator",
 ]
 
@@ -62,26 +78,6 @@ def balanced_targets(batch_size: int, num_classes: int, rng: torch.Generator) ->
     return torch.randperm(batch_size, generator=rng) % num_classes
 
 
-def jittered(inputs: Tensor, jitter: int) -> Tensor:
-    r"""
-    ``inputs`` rolled by one random offset of at most ``jitter`` pixels along height and width
-    (DeepInversion's jitter), drawn from torch's global random generator: a classifier that
-    sees its inputs at random offsets cannot be fooled by pixel-exact patterns, so the
-    generator learns shapes that other models recognize too.
-
-    Args:
-        inputs (Tensor): ``(B, C, H, W)`` batch.
-        jitter (int): Largest shift in pixels; 0 returns ``inputs`` unchanged.
-
-    Returns:
-        *Tensor* of the same shape.
-    """
-    if jitter == 0:
-        return inputs
-    shift_y, shift_x = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,)))
-    return torch.roll(inputs, shifts=(shift_y, shift_x), dims=(-2, -1))
-
-
 def _loss_terms(
     generator: nn.Module,
     model: TargetModel,
@@ -89,21 +85,35 @@ def _loss_terms(
     condition: ConditioningBatch,
     z: Tensor,
     norms: list[nn.modules.batchnorm._BatchNorm],
+    group: Any = None,
+    autocast: str | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
-    images = generator(z, condition)
-    model_inputs = model.to_model_space(images)
-    with record_batchnorm_inputs(norms) as norm_inputs:
-        logits, features = model.logits_and_features(jittered(model_inputs, settings.jitter))
+    with autocast_context(z.device, autocast):
+        images = generator(z, condition)
+        model_inputs = model.to_model_space(images)
+        with record_batchnorm_inputs(norms) as norm_inputs:
+            seen = augmented(model_inputs, settings.jitter, settings.zoom)
+            logits, features = model.logits_and_features(seen)
+    if autocast is not None:  # forward passes in half precision, loss terms in float32
+        images, model_inputs, logits, features = (
+            tensor.float() for tensor in (images, model_inputs, logits, features)
+        )
+        norm_inputs = [(norm, inputs.float()) for norm, inputs in norm_inputs]
+    weights = settings.loss_weights
+    if group is not None:  # batch-level terms on the global batch of all ranks, below
+        weights = {k: 0.0 if k in GLOBAL_BATCH_TERMS else w for k, w in weights.items()}
     terms = inversion_loss_terms(
         logits,
         features,
         images,
         condition,
-        settings.loss_weights,
+        weights,
         settings.input_range,
         norm_inputs,
         model_inputs,
     )
+    if group is not None:
+        terms.update(global_batch_terms(features, norm_inputs, settings.loss_weights, group))
     return terms, logits
 
 
@@ -116,27 +126,70 @@ def _step(
     z: Tensor,
     step: int,
     norms: list[nn.modules.batchnorm._BatchNorm],
+    group: Any = None,
+    autocast: str | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    terms, logits = _loss_terms(generator, model, settings, condition, z, norms)
-    for name, value in terms.items():
-        if not bool(torch.isfinite(value)):
+    terms, logits = _loss_terms(generator, model, settings, condition, z, norms, group, autocast)
+    loss = weighted_sum(terms, settings.loss_weights)
+    optimizer.zero_grad(set_to_none=True)
+    # the model's parameters are frozen for the fit (frozen_parameters): the generator's alone
+    # receive gradients; under DDP the backward pass also averages them over the ranks
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    hit_rate = (logits.argmax(dim=1) == condition.targets).float().mean()
+    stacked = torch.stack([*(v.detach().float() for v in [*terms.values(), loss]), hit_rate])
+    # the step's one host synchronisation: every value at once (averaged over the ranks)
+    values = dict(zip([*terms, "loss", "hit_rate"], mean_over_ranks(stacked, group), strict=True))
+    for name in terms:
+        if not math.isfinite(values[name]):
+            optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(
-                f"loss term {name!r} became {float(value)} at step {step}; the fit stopped "
+                f"loss term {name!r} became {values[name]} at step {step}; the fit stopped "
                 f"with the generator of step {step - 1}",
                 step,
             )
-    loss = weighted_sum(terms, settings.loss_weights)
-    parameters = [p for p in generator.parameters() if p.requires_grad]
-    # gradients of the generator alone: the frozen model's parameters never receive any
-    gradients = torch.autograd.grad(loss, parameters, allow_unused=True)
-    optimizer.zero_grad(set_to_none=True)
-    for parameter, gradient in zip(parameters, gradients, strict=True):
-        parameter.grad = gradient
-    optimizer.step()
-    values = {name: float(value.detach()) for name, value in terms.items()}
-    values["loss"] = float(loss.detach())
-    values["hit_rate"] = float((logits.argmax(dim=1) == condition.targets).float().mean())
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     return values
+
+
+def _prior_layers(
+    model: TargetModel, settings: InversionSettings
+) -> list[nn.modules.batchnorm._BatchNorm]:
+    r"""The layers whose inputs the BatchNorm prior reads, found once for the whole fit."""
+    if settings.loss_weights["batchnorm_statistics"] > 0:
+        return batchnorm_layers(model.forward_func)
+    return []
+
+
+def _draw(
+    settings: InversionSettings,
+    batch_size: int,
+    num_classes: int,
+    rng: torch.Generator,
+    device: torch.device,
+) -> tuple[ConditioningBatch, Tensor]:
+    r"""One step's conditioning and latent codes, drawn from ``rng`` and moved to ``device``."""
+    targets = balanced_targets(batch_size, num_classes, rng)
+    condition = settings.draw_condition(targets, num_classes, rng)
+    z = latent_codes(batch_size, settings.latent_dim, rng)
+    return condition_to_device(condition, device), to_device(z, device)
+
+
+def _asks_to_stop(
+    callback: StepCallback | None,
+    step: int,
+    values: dict[str, float],
+    group: Any,
+    device: torch.device,
+) -> bool:
+    r"""Whether ``callback`` returned True, on any rank of ``group`` (all ranks stop together)."""
+    if callback is None:
+        return False
+    return agree(bool(callback(step, values)), group, device)
 
 
 def train_generator(
@@ -156,10 +209,12 @@ def train_generator(
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: int = 100,
     desc: str = "NetworkInversion fit",
+    process_group: Any = None,
+    autocast: str | None = None,
 ) -> int:
     r"""
     Trains ``generator`` from step ``start`` to ``steps`` through the frozen model (in eval
-    mode for the whole loop, its flags restored after).
+    mode, parameters frozen, flags restored after); under a process group, in DDP.
 
     Args:
         generator (nn.Module): The generator, trained in place.
@@ -169,7 +224,7 @@ def train_generator(
         optimizer (torch.optim.Optimizer): Optimizer of the generator's parameters.
         rng (torch.Generator): Source of the targets, conditioning and latent codes.
         steps (int): Step the fit ends at.
-        batch_size (int): Generated samples per step, classes balanced.
+        batch_size (int): Generated samples per step (all ranks'), classes balanced.
         history (History): Appended with each step's values (see :data:`History`).
         start (int, optional): Steps already done. Default: 0
         progress (bool, optional): Show a progress bar. Default: True
@@ -178,6 +233,9 @@ def train_generator(
                     ``checkpoint_every`` steps, at the last step and before a stop.
         checkpoint_every (int, optional): Steps between checkpoints. Default: 100
         desc (str, optional): The progress bar's label. Default: ``"NetworkInversion fit"``
+        process_group (ProcessGroup, optional): Ranks training one generator in DDP, each
+                    with its share of the batch and its own ``rng``. Default: None
+        autocast (str, optional): ``"bfloat16"`` or ``"float16"`` forward passes. Default: None
 
     Returns:
         *int*: the number of steps done when the fit ended.
@@ -187,29 +245,28 @@ def train_generator(
                     weights of the step before.
     """
     device = model_device(model.forward_func)
-    # the layers whose inputs the BatchNorm prior reads, found once for the whole fit
-    norms = (
-        batchnorm_layers(model.forward_func)
-        if settings.loss_weights["batchnorm_statistics"] > 0
-        else []
-    )
+    group = fit_group(process_group, batch_size, autocast)
+    share = local_batch_size(batch_size, group)
+    norms = _prior_layers(model, settings)
     done = start
     generator.train()
+    scaler = torch.amp.GradScaler(device.type) if autocast == "float16" else None
     with (
         eval_mode(model.forward_func),
-        tqdm(total=steps, initial=start, desc=desc, disable=not progress) as bar,
+        frozen_parameters(model.forward_func, generator),
+        wrap_generator(generator, group) as runner,
+        tqdm(total=steps, initial=start, desc=desc, disable=not progress or rank_of(group)) as bar,
     ):
         for step in range(start + 1, steps + 1):
-            targets = balanced_targets(batch_size, num_classes, rng)
-            condition = settings.draw_condition(targets, num_classes, rng).to(device)
-            z = latent_codes(batch_size, settings.latent_dim, rng).to(device)
-            values = _step(generator, model, settings, optimizer, condition, z, step, norms)
+            condition, z = _draw(settings, share, num_classes, rng, device)
+            options = (group, autocast, scaler)
+            values = _step(runner, model, settings, optimizer, condition, z, step, norms, *options)
             for key, number in values.items():
                 history.setdefault(key, []).append(number)
             done = step
             bar.update()
             bar.set_postfix(loss=f"{values['loss']:.3f}", hit=f"{values['hit_rate']:.2f}")
-            stop = bool(callback(step, values)) if callback is not None else False
+            stop = _asks_to_stop(callback, step, values, group, device)
             if checkpoint is not None and (stop or step % checkpoint_every == 0 or step == steps):
                 checkpoint(step)
             if stop:

@@ -4,6 +4,7 @@ Exposes the Captum attribution class, the search on precomputed activations, its
 formula and rank-statistic building blocks.
 """
 
+from captum_netinv.recognition.distributed import rank_slice
 from captum_netinv.recognition.explanations import BeamEntry, Explanation, Explanations
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
 from captum_netinv.recognition.inverse_recognition import InverseRecognition, explain_activations
@@ -31,4 +32,5 @@ __all__ = [
     "mann_whitney_u",
     "mid_ranks",
     "rank_auc",
+    "rank_slice",
 ]

@@ -7,7 +7,8 @@ The class streams inputs through a model's layer and hands the activations to th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -18,6 +19,12 @@ from torch import Tensor, nn
 from captum_netinv._activations import InputSource, Reduction, layer_activations
 from captum_netinv._utils import check_forward_func, check_layer_in_model
 from captum_netinv.recognition.concepts import ConceptSource, concept_batches, concept_labels
+from captum_netinv.recognition.distributed import (
+    BatchLayout,
+    active_group,
+    explain_sharded,
+    local_layer_activations,
+)
 from captum_netinv.recognition.explanations import (
     Explanation,
     Explanations,
@@ -26,6 +33,9 @@ from captum_netinv.recognition.explanations import (
 )
 from captum_netinv.recognition.reference import reference_search
 from captum_netinv.recognition.search import SearchSettings, beam_search
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
 
 __all__ = ["InverseRecognition", "explain_activations"]
 
@@ -44,6 +54,14 @@ class InverseRecognition(LayerAttribution):
     beam search, for all neurons and beam entries, is a few matrix products on the model's
     device. A conv channel's activation is its spatial mean by default (``"max"`` or a callable
     via ``neuron_reduction``); linear units and logits are used as they are.
+
+    With a ``process_group`` (by default the default group once ``torch.distributed`` is
+    initialized, e.g. under ``torchrun``; a group of one rank runs the ordinary path), call
+    ``attribute`` on every rank with the same whole ``inputs`` and ``concepts``: each rank runs
+    the model on its own share of the samples (a contiguous slice of a tensor, every
+    ``world``-th batch of an iterable; a map-style ``DataLoader`` is rebuilt over those batches
+    only) and searches its share of the neurons, and every rank returns the whole result, equal
+    to one process's, with the labels but without the activations (:doc:`/methods/invert`).
     """
 
     def __init__(
@@ -84,6 +102,7 @@ class InverseRecognition(LayerAttribution):
         concept_names: Sequence[str] | None = None,
         alternative: str | None = SearchSettings.alternative,
         reference_compatible: bool = SearchSettings.reference_compatible,
+        process_group: ProcessGroup | None = None,
     ) -> Explanations:
         r"""
         Args:
@@ -116,6 +135,7 @@ class InverseRecognition(LayerAttribution):
                         direction, ``"two-sided"``, ``"greater"`` or ``"less"``. Default: None
             reference_compatible (bool, optional): Run the official implementation's search
                         instead (see :doc:`/methods/invert`). Default: False
+            process_group (ProcessGroup, optional): Ranks sharing the work, see above.
 
         Returns:
             :class:`Explanations`: per neuron the best formula with its AUC, p-value, ``z``,
@@ -131,29 +151,34 @@ class InverseRecognition(LayerAttribution):
             >>> explanations[3].formula, explanations[3].auc
         """
         search = (formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
-        settings = SearchSettings(*search, reference_compatible)
-        activations, labels, names = self._activations_and_labels(
+        forward = {"reduction": neuron_reduction, "batch_size": batch_size, "progress": progress}
+        return self._explain(
             inputs,
             concepts,
             concept_names,
-            reduction=neuron_reduction,
+            neurons,
+            SearchSettings(*search, reference_compatible),
+            process_group,
             additional_forward_args=additional_forward_args,
             attribute_to_layer_input=attribute_to_layer_input,
-            batch_size=batch_size,
-            progress=progress,
-        )
-        return _label_neurons(
-            activations, labels, names, neurons, settings, device=None, progress=progress
+            **forward,
         )
 
-    def _activations_and_labels(
+    def _explain(
         self,
         inputs: InputSource | None,
         concepts: ConceptSource,
         concept_names: Sequence[str] | None,
+        neurons: int | Sequence[int] | None,
+        settings: SearchSettings,
+        process_group: ProcessGroup | None,
         **forward: Any,
-    ) -> tuple[Tensor, Tensor, list[str]]:
-        """The layer's reduced activations on the samples, their label matrix and names."""
+    ) -> Explanations:
+        """
+        Streams the samples through the layer (with a process group: this rank's share of
+        them) and labels the neurons on the reduced activations and the samples' labels.
+        """
+        group = active_group(process_group)
         concept_data = concept_batches(inputs, concepts, concept_names)
         source: InputSource
         if concept_data is None:
@@ -162,12 +187,33 @@ class InverseRecognition(LayerAttribution):
             source = inputs
         else:
             source = concept_data
-        activations = layer_activations(
-            self.forward_func, self.layer, source, device_ids=self.device_ids, **forward
-        )
+        layout = None
+        if group is None:
+            activations: Tensor | None = layer_activations(
+                self.forward_func, self.layer, source, device_ids=self.device_ids, **forward
+            )
+        else:
+            activations, layout = local_layer_activations(
+                self.forward_func,
+                self.layer,
+                source,
+                group=group,
+                device_ids=self.device_ids,
+                **forward,
+            )
         if concept_data is not None:
             labels, names = concept_data.labels(), concept_data.names
-        return activations, labels, names
+        return _label_neurons(
+            activations,
+            labels,
+            names,
+            neurons,
+            settings,
+            device=None,
+            progress=forward["progress"],
+            group=group,
+            layout=layout,
+        )
 
 
 def explain_activations(
@@ -185,6 +231,7 @@ def explain_activations(
     device: torch.device | str | None = None,
     progress: bool = False,
     reference_compatible: bool = SearchSettings.reference_compatible,
+    process_group: ProcessGroup | None = None,
 ) -> Explanations:
     r"""
     Labels each neuron of a precomputed activation matrix with the formula of concepts whose
@@ -217,6 +264,12 @@ def explain_activations(
                     exactly (lapalap/invert v1.1: duplicates kept, float32 sigmoid AUC, its tie
                     order, two-sided p-value) instead of running ours; ``Explanations.settings``
                     says which ran. :doc:`/methods/invert` lists the differences. Default: False
+        process_group (ProcessGroup, optional): Share the work over the ranks of this group:
+                    call on every rank with the activations and labels of **its own samples**
+                    (rank 0's rows, then rank 1's, ... are the data set; at least 2 per rank).
+                    Every rank returns the whole result, equal to one process's, with the labels
+                    but no activations (:doc:`/methods/invert`). Default: the default group once
+                    ``torch.distributed`` is initialized (one rank: the ordinary path)
 
     Returns:
         :class:`Explanations`, one per neuron, with its final beam and its best formula of each
@@ -241,11 +294,12 @@ def explain_activations(
         device=device,
         progress=progress,
         source="activations",
+        group=active_group(process_group),
     )
 
 
 def _label_neurons(
-    activations: Tensor | np.ndarray,
+    activations: Tensor | np.ndarray | None,
     labels: Tensor,
     names: list[str],
     neurons: int | Sequence[int] | None,
@@ -254,12 +308,60 @@ def _label_neurons(
     device: torch.device | str | None,
     progress: bool,
     source: str = "inputs",
+    group: ProcessGroup | None = None,
+    layout: BatchLayout | None = None,
 ) -> Explanations:
     r"""
     :func:`explain_activations` with checked ``settings`` and labels from
     :func:`~captum_netinv.recognition.concepts.concept_labels`; ``source`` names the argument
-    the activations came from in error messages.
+    the activations came from in error messages. With a ``group``, ``activations`` are this
+    rank's rows (None: none) and :func:`~captum_netinv.recognition.distributed.explain_sharded`
+    shares out the work (``layout``: see there).
     """
+    values = None if activations is None else _checked_activations(activations, source)
+    settings = settings.for_concepts(labels.shape[1])
+    if group is not None:
+        explained, labels = explain_sharded(
+            values,
+            labels,
+            names,
+            group=group,
+            layout=layout,
+            neuron_indices=partial(_neuron_indices, neurons),
+            explain=partial(_explain_columns, names=names, settings=settings, progress=progress),
+            device=device,
+            progress=progress,
+            source=source,
+        )
+        count, values = labels.shape[0], None  # the activations are spread over the ranks
+    else:
+        assert values is not None
+        count = labels.shape[0]
+        if values.shape[0] != count:
+            raise ValueError(
+                f"`concepts` labels {count} samples but `{source}` holds "
+                f"{values.shape[0]}; they must be the same samples"
+            )
+        chosen = _neuron_indices(neurons, values.shape[1])
+        target = torch.device(device) if device is not None else values.device
+        selected = values[:, chosen].to(target)
+        finite = torch.isfinite(selected).all(dim=0)
+        if not bool(finite.all()):
+            bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]
+            raise ValueError(f"`{source}` holds NaN or infinite values for neurons {bad}")
+        explained = _explain_columns(selected, labels, chosen, names, settings, progress)
+    return Explanations(
+        explained,
+        names,
+        n_samples=count,
+        settings=settings.to_dict(),
+        activations=values,
+        concepts=labels,
+    )
+
+
+def _checked_activations(activations: Tensor | np.ndarray, source: str) -> Tensor:
+    """``activations`` as an ``(N, K)`` tensor of real numbers, else raises naming ``source``."""
     values = torch.as_tensor(activations)
     if values.dim() == 1:
         values = values.unsqueeze(1)
@@ -267,34 +369,24 @@ def _label_neurons(
         raise ValueError(
             f"`{source}` must give (samples, neurons) activations, got shape {tuple(values.shape)}"
         )
-    if values.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"`concepts` labels {labels.shape[0]} samples but `{source}` holds "
-            f"{values.shape[0]}; they must be the same samples"
-        )
     if values.dtype == torch.bool or values.is_complex():
         raise TypeError(f"`{source}` must hold real numbers, got {values.dtype}")
-    chosen = _neuron_indices(neurons, values.shape[1])
-    target = torch.device(device) if device is not None else values.device
-    selected = values[:, chosen].to(target)
-    finite = torch.isfinite(selected).all(dim=0)
-    if not bool(finite.all()):
-        bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]
-        raise ValueError(f"`{source}` holds NaN or infinite values for neurons {bad}")
-    settings = settings.for_concepts(labels.shape[1])
+    return values
+
+
+def _explain_columns(
+    selected: Tensor,
+    labels: Tensor,
+    chosen: list[int],
+    names: list[str],
+    settings: SearchSettings,
+    progress: bool,
+) -> list[Explanation]:
+    """The explanations of the finite ``(N, k)`` columns ``selected`` (layer ``chosen``)."""
     if settings.reference_compatible:
-        explained = _reference_explanations(selected.cpu(), labels, names, chosen, settings)
-    else:
-        result = beam_search(selected, labels.to(target), settings, progress=progress)
-        explained = explanations_from_search(result, chosen, names, labels.shape[0], settings)
-    return Explanations(
-        explained,
-        names,
-        n_samples=labels.shape[0],
-        settings=settings.to_dict(),
-        activations=values,
-        concepts=labels,
-    )
+        return _reference_explanations(selected.cpu(), labels, names, chosen, settings)
+    result = beam_search(selected, labels.to(selected.device), settings, progress=progress)
+    return explanations_from_search(result, chosen, names, labels.shape[0], settings)
 
 
 def _reference_explanations(

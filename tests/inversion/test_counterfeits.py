@@ -35,6 +35,7 @@ def test_counterfeits_fool_the_model_not_the_verifier(
     assert fitted._counterfeiter is not None
     companion = fitted._counterfeiter[1].settings
     assert companion.jitter == 0 and fitted.settings.jitter > 0
+    assert companion.zoom == 0.0 and fitted.settings.zoom > 0
     assert all(companion.loss_weights[term] == 0.0 for term in (*IMAGE_PRIORS, "kl_divergence"))
     with torch.no_grad():
         assert bool((trained_lenet(fakes).softmax(dim=1)[:, 8] >= 0.8).all())
@@ -47,11 +48,12 @@ def test_counterfeits_fool_the_model_not_the_verifier(
 def test_companion_settings_switch_off_what_makes_samples_natural() -> None:
     settings = InversionSettings(jitter=2, loss_weights={"cosine_similarity": 0.7})
     companion = counterfeit_settings(settings)
-    assert companion.jitter == 0
+    assert companion.jitter == 0 and companion.zoom == 0.0
     assert all(companion.loss_weights[term] == 0.0 for term in COUNTERFEIT_TERMS_OFF)
     assert companion.loss_weights["cross_entropy"] == settings.loss_weights["cross_entropy"]
     assert companion.loss_weights["cosine_similarity"] == 0.7
-    assert companion.replace(jitter=2, loss_weights=settings.loss_weights) == settings
+    restored = companion.replace(jitter=2, zoom=settings.zoom, loss_weights=settings.loss_weights)
+    assert restored == settings
 
 
 def test_a_new_budget_or_seed_fits_a_new_companion(trained_lenet: LeNet5) -> None:

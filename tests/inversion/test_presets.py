@@ -31,7 +31,7 @@ def test_the_paper_preset_holds_only_what_the_paper_describes() -> None:
     paper = PAPER.settings()
     assert paper.preset == "paper"
     assert paper.dropout == 0.5 and paper.sample_with_dropout
-    assert paper.jitter == 0 and paper.vector_margin == 0.0
+    assert paper.jitter == 0 and paper.zoom == 0.0 and paper.vector_margin == 0.0
     assert paper.vector_encoder == "none"
     assert all(paper.loss_weights[name] == 0.0 for name in IMAGE_PRIORS)
     kept = ("cross_entropy", "kl_divergence", "cosine_similarity", "feature_orthogonality")
@@ -92,8 +92,9 @@ def test_a_short_fit_in_matrix_mode_trains(trained_lenet: LeNet5) -> None:
 
 def test_files_without_the_new_keys_keep_their_old_behaviour() -> None:
     values = InversionSettings().to_dict()
-    for key in ("vector_encoder", "matrix_encoding", "preset", "jitter"):
+    for key in ("vector_encoder", "matrix_encoding", "preset", "jitter", "zoom"):
         del values[key]
     old = InversionSettings.from_dict(values)
     assert (old.vector_encoder, old.matrix_encoding, old.jitter) == ("mlp", "hot", 0)
+    assert old.zoom == 0.0
     assert old.preset == "default"

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from captum_netinv.inversion import CONDITIONING_MODES, NetworkInversion, NonFiniteLossError
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS
-from captum_netinv.inversion.training import balanced_targets, jittered
+from captum_netinv.inversion.training import balanced_targets
 from captum_netinv.models import LeNet5, train_classifier
 
 SHAPE = (1, 28, 28)
@@ -73,20 +73,6 @@ def test_non_finite_loss_stops_naming_the_term(trained_lenet: LeNet5, tmp_path: 
     assert checkpoint["step"] == 6
     assert inversion.generator is not None
     assert all(bool(torch.isfinite(p).all()) for p in inversion.generator.parameters())
-
-
-def test_jitter_rolls_by_at_most_jitter_pixels() -> None:
-    images = torch.arange(2 * 9 * 9, dtype=torch.float32).view(2, 1, 9, 9)
-    offsets = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)]
-    torch.manual_seed(0)
-    drawn = set()
-    for _ in range(100):
-        shifted = jittered(images, 2)
-        rolls = [o for o in offsets if torch.equal(shifted, torch.roll(images, o, dims=(2, 3)))]
-        assert len(rolls) == 1 and max(map(abs, rolls[0])) <= 2
-        drawn.add(rolls[0])
-    assert len(drawn) == 25  # every offset in [-2, 2]^2 is drawn
-    assert jittered(images, 0) is images
 
 
 def test_batchnorm_prior_matches_running_statistics(digits: tuple[Tensor, Tensor]) -> None:

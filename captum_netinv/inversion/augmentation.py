@@ -1,0 +1,74 @@
+"""What the frozen model sees of a generated batch during a fit: random shifts and zooms.
+
+A generator that must satisfy the classifier at random offsets and scales cannot rely on
+pixel-exact patterns that only this classifier reads; it has to draw shapes that survive the
+perturbation, which other models then recognize too (DeepInversion's jitter, Yin et al. 2020;
+Plug-In Inversion's augmentation ensembles, Ghiasi et al. 2022). The randomness comes from
+torch's global generator, which a fit forks and seeds.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["augmented", "jittered"]
+
+
+def jittered(inputs: Tensor, jitter: int) -> Tensor:
+    r"""
+    ``inputs`` rolled by one random offset of at most ``jitter`` pixels along height and width
+    (DeepInversion's jitter): one integer shift for the whole batch.
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)`` batch.
+        jitter (int): Largest shift in pixels; 0 returns ``inputs`` unchanged.
+
+    Returns:
+        *Tensor* of the same shape.
+
+    Examples::
+
+        >>> jittered(torch.zeros(2, 1, 8, 8), 1).shape
+        torch.Size([2, 1, 8, 8])
+    """
+    if jitter == 0:
+        return inputs
+    shift_y, shift_x = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,)))
+    return torch.roll(inputs, shifts=(shift_y, shift_x), dims=(-2, -1))
+
+
+def augmented(inputs: Tensor, jitter: int, zoom: float) -> Tensor:
+    r"""
+    What the model sees of ``inputs`` in a fit. With ``zoom == 0`` this is
+    :func:`jittered`; with ``zoom > 0`` every sample gets its own random affine transform
+    (Plug-In Inversion's augmentation ensemble): a shift of up to ``jitter`` pixels along each
+    axis and a zoom by a factor drawn uniformly from ``[1 - zoom, 1 + zoom]``, resampled
+    bilinearly (differentiable), the border pixels repeated outside the image.
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)`` batch, in the model's input space.
+        jitter (int): Largest shift in pixels.
+        zoom (float): Largest relative change of scale, in ``[0, 1)``.
+
+    Returns:
+        *Tensor* of the same shape.
+
+    Examples::
+
+        >>> augmented(torch.rand(4, 1, 28, 28), 2, 0.1).shape
+        torch.Size([4, 1, 28, 28])
+    """
+    if zoom == 0:
+        return jittered(inputs, jitter)
+    count, _, height, width = inputs.shape
+    scale = 1 + (torch.rand(count, device=inputs.device) * 2 - 1) * zoom
+    offsets = torch.randint(-jitter, jitter + 1, (count, 2), device=inputs.device)
+    theta = torch.zeros(count, 2, 3, device=inputs.device, dtype=inputs.dtype)
+    theta[:, 0, 0] = 1 / scale
+    theta[:, 1, 1] = 1 / scale
+    theta[:, 0, 2] = offsets[:, 0] * (2 / width)
+    theta[:, 1, 2] = offsets[:, 1] * (2 / height)
+    grid = F.affine_grid(theta, list(inputs.shape), align_corners=False)
+    return F.grid_sample(inputs, grid, padding_mode="border", align_corners=False)

@@ -1,0 +1,232 @@
+"""NeuronInversion: one generator for the units of a layer, on a small CNN of 8x8 digits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from captum.attr._utils.attribution import NeuronAttribution
+from torch import Tensor, nn
+
+import captum_netinv
+from captum_netinv import NetworkInversion, NeuronInversion
+from captum_netinv.neuron_labels import concept_matrix, label_check
+from captum_netinv.recognition import Formula
+
+SHAPE = (1, 8, 8)
+#: A short fit of the 12 hidden units: 2 samples of each unit per step.
+FIT = {"steps": 60, "batch_size": 24, "lr": 5e-3, "seed": 0, "progress": False}
+
+
+class _SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.hidden = nn.Linear(4 * 6 * 6, 12)
+        self.out = nn.Linear(12, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.relu(self.conv(x)).flatten(1)
+        return self.out(torch.relu(self.hidden(x)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: these small models only lose time to threads on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits8() -> tuple[Tensor, Tensor]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0, torch.tensor(
+        digits.target
+    )
+
+
+@pytest.fixture(scope="module")
+def small_cnn(digits8: tuple[Tensor, Tensor]) -> nn.Module:
+    images, labels = digits8
+    torch.manual_seed(0)
+    model = _SmallCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(25):
+        for batch in torch.randperm(len(labels)).split(128):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(images[batch]), labels[batch]).backward()
+            optimizer.step()
+    model.eval()
+    accuracy = float((model(images).argmax(1) == labels).float().mean())
+    assert accuracy > 0.9, f"fixture classifier only {accuracy:.3f} accurate"
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted_units(small_cnn: nn.Module, digits8: tuple[Tensor, Tensor]) -> NeuronInversion:
+    inversion = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    inversion.fit(digits8[0], **FIT)  # type: ignore[arg-type]
+    return inversion
+
+
+def test_is_a_captum_neuron_attribution_exported_from_the_package(fitted_units) -> None:
+    assert isinstance(fitted_units, NeuronAttribution)
+    assert captum_netinv.NeuronInversion is NeuronInversion
+    assert "NeuronInversion" in captum_netinv.__all__
+    assert fitted_units.neurons == list(range(12)) and fitted_units.num_classes == 12
+    assert fitted_units.default_batch_size() == 72  # max(64, 2 K) rounded to a multiple of K
+
+
+def test_samples_drive_their_unit_above_its_real_99th_percentile(
+    small_cnn: nn.Module, digits8: tuple[Tensor, Tensor]
+) -> None:
+    images = digits8[0]
+    # no jitter: a roll by one pixel moves an eighth of an 8 x 8 digit across the border
+    inversion = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE, jitter=0)
+    inversion.fit(images[:1200], steps=150, batch_size=48, lr=5e-3, seed=1, progress=False)
+    result = inversion.evaluate(images[1200:], n_per_unit=16, top_k=50)
+    # the truth: the units' activations on held-out real digits, measured here directly
+    with torch.no_grad():
+        real = torch.relu(small_cnn.conv(images[1200:])).flatten(1) @ small_cnn.hidden.weight.T
+        real = real + small_cnn.hidden.bias
+    expected = torch.quantile(real.double(), 0.99, dim=0).float()
+    torch.testing.assert_close(result.reference_quantile, expected, rtol=1e-4, atol=1e-4)
+    assert result.share_reached >= 0.75, result.median_activation / expected
+    assert result.diversity_ratio is not None and bool(torch.isfinite(result.diversity_ratio).all())
+    # a unit's samples drive it more than the other units' samples do
+    samples = inversion.attribute(neuron_selector=list(range(12)) * 8, seed=2)
+    activations = inversion.unit_activations(samples).view(8, 12, 12).mean(dim=0)
+    assert int((activations.argmax(dim=0) == torch.arange(12)).sum()) >= 9
+
+
+def test_every_neuron_selector_form_names_the_same_unit(fitted_units) -> None:
+    by_int = fitted_units.attribute(neuron_selector=3, n_samples=4, seed=0)
+    assert by_int.shape == (4, *SHAPE)
+    assert torch.equal(by_int, fitted_units.attribute(neuron_selector=(3,), n_samples=4, seed=0))
+    by_callable = fitted_units.attribute(neuron_selector=lambda out: out[:, 3], n_samples=4, seed=0)
+    assert torch.equal(by_int, by_callable)
+    assert torch.equal(
+        by_int, fitted_units.attribute(neuron_selector=torch.tensor(3), n_samples=4, seed=0)
+    )
+    several = fitted_units.attribute(neuron_selector=[3, 3, 3, 3], seed=0)
+    assert torch.equal(by_int, several)
+    assert fitted_units.attribute(neuron_selector=torch.tensor([0, 5, 11]), seed=0).shape[0] == 3
+
+
+def test_bad_neuron_selectors_raise_naming_it(fitted_units) -> None:
+    with pytest.raises(ValueError, match="neuron_selector.*outside"):
+        fitted_units.attribute(neuron_selector=12)
+    with pytest.raises(ValueError, match="neuron_selector"):
+        fitted_units.attribute(neuron_selector=-1)
+    with pytest.raises(TypeError, match="neuron_selector"):
+        fitted_units.attribute(neuron_selector="3")
+    with pytest.raises(TypeError, match="neuron_selector"):
+        fitted_units.attribute(neuron_selector=2.0)
+    with pytest.raises(ValueError, match="neuron_selector.*tuple must be"):
+        fitted_units.attribute(neuron_selector=(1, 2))
+    with pytest.raises(ValueError, match="neuron_selector.*exactly one unit"):
+        fitted_units.attribute(neuron_selector=lambda out: out[:, 1] + out[:, 2])
+    with pytest.raises(ValueError, match="neuron_selector.*required"):
+        fitted_units.attribute()
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted_units.attribute(neuron_selector=[1, 2], n_samples=3)
+
+
+def test_conv_channels_and_a_subset_of_units(small_cnn: nn.Module) -> None:
+    inversion = NeuronInversion(small_cnn, small_cnn.conv, neurons=[1, 3], input_shape=SHAPE)
+    assert inversion.layer_shape == (4, 6, 6) and inversion.num_classes == 2
+    inversion.fit(steps=5, seed=0, progress=False)  # noise reference: no inputs
+    assert inversion.statistics is not None and inversion.statistics.center.shape == (2,)
+    assert inversion.statistics.feature_mean.shape == (4,)
+    samples = inversion.attribute(
+        neuron_selector=lambda out: out[:, 3].amax(dim=(1, 2)), n_samples=2
+    )
+    assert samples.shape == (2, *SHAPE)
+    with pytest.raises(ValueError, match="neuron_selector` 2 was not fitted"):
+        inversion.attribute(neuron_selector=2)
+    with pytest.raises(ValueError, match="not on a position|tuple must be"):
+        inversion.attribute(neuron_selector=(3, 0, 0))
+    with pytest.raises(ValueError, match="batch_size"):
+        inversion.fit(steps=2, batch_size=3, progress=False)
+
+
+def test_bad_construction_arguments(small_cnn: nn.Module) -> None:
+    with pytest.raises(ValueError, match="neurons.*\\[0, 11\\]"):
+        NeuronInversion(small_cnn, small_cnn.hidden, neurons=[0, 12], input_shape=SHAPE)
+    with pytest.raises(ValueError, match="neurons.*repeats"):
+        NeuronInversion(small_cnn, small_cnn.hidden, neurons=[1, 1], input_shape=SHAPE)
+    with pytest.raises(TypeError, match="neurons"):
+        NeuronInversion(small_cnn, small_cnn.hidden, neurons="all")
+    with pytest.raises(ValueError, match="neuron_reduction"):
+        NeuronInversion(small_cnn, small_cnn.conv, neuron_reduction="median")
+    with pytest.raises(TypeError, match="layer"):
+        NeuronInversion(small_cnn, "hidden")  # type: ignore[arg-type]
+
+
+def test_save_and_load_round_trip(fitted_units, small_cnn: nn.Module, tmp_path: Path) -> None:
+    path = str(tmp_path / "units.pt")
+    fitted_units.save(path)
+    loaded = NeuronInversion.load(path, small_cnn)
+    assert loaded.layer is small_cnn.hidden and loaded.neurons == fitted_units.neurons
+    assert loaded.statistics.to_dict() == fitted_units.statistics.to_dict()
+    assert loaded.steps_trained == FIT["steps"] and loaded.history == fitted_units.history
+    expected = fitted_units.attribute(neuron_selector=[0, 4, 7], seed=3)
+    assert torch.equal(loaded.attribute(neuron_selector=[0, 4, 7], seed=3), expected)
+    classes = NetworkInversion(small_cnn, input_shape=SHAPE)
+    classes.fit(steps=2, batch_size=4, seed=0, progress=False)
+    classes.save(str(tmp_path / "classes.pt"))
+    with pytest.raises(ValueError, match="not a NeuronInversion"):
+        NeuronInversion.load(str(tmp_path / "classes.pt"), small_cnn)
+
+
+def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(
+    small_cnn: nn.Module, digits8: tuple[Tensor, Tensor], tmp_path: Path
+) -> None:
+    images = digits8[0][:300]
+    fit = {"steps": 20, "batch_size": 24, "seed": 5, "progress": False}
+    whole = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    whole.fit(images, **fit)  # type: ignore[arg-type]
+    path = str(tmp_path / "fit.pt")
+    first = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    first.fit(
+        images, checkpoint_path=path, checkpoint_every=5, callback=lambda s, _: s == 10, **fit
+    )  # type: ignore[arg-type]
+    assert first.steps_trained == 10
+    resumed = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    resumed.fit(images, checkpoint_path=path, **fit)  # type: ignore[arg-type]
+    assert resumed.steps_trained == 20 and resumed.history == whole.history
+    for name, value in whole.generator.state_dict().items():
+        assert torch.equal(resumed.generator.state_dict()[name], value), name
+    other = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    with pytest.raises(ValueError, match="other settings"):
+        other.fit(digits8[0][300:600], checkpoint_path=path, **fit)  # type: ignore[arg-type]
+
+
+def test_label_check_counts_the_samples_where_the_formula_holds() -> None:
+    detectors = {
+        "bright": lambda x: x.mean(dim=(1, 2, 3)) > 0.5,
+        "left": lambda x: x[..., :2].mean(dim=(1, 2, 3)) > x[..., 2:].mean(dim=(1, 2, 3)),
+    }
+    generated = torch.zeros(5, 1, 2, 4)
+    generated[:3] = 1.0  # bright, not left-heavy
+    generated[3, ..., :2] = 1.0  # half bright (mean 0.5: not bright), left-heavy
+    real = torch.zeros(4, 1, 2, 4)
+    real[0] = 1.0
+    real[1, ..., :2] = 1.0
+    real[1, ..., 2:] = 0.2  # mean 0.6: bright and left-heavy
+    check = label_check("bright & ~left", generated, real, detectors)
+    # by hand: generated 0, 1, 2 hold (3 of 5); real 0 holds, real 1 is left-heavy (1 of 4)
+    assert (check.generated_share, check.real_share) == (pytest.approx(0.6), 0.25)
+    assert (check.n_generated, check.n_real, check.formula) == (5, 4, "bright & ~left")
+    formula = Formula.parse("left | bright", ["x", "bright", "left"])  # indices of other names
+    assert label_check(formula, generated, real, detectors).generated_share == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="detectors.*missing|no detector"):
+        concept_matrix(generated, ["round"], detectors)

@@ -1,0 +1,326 @@
+"""Distributed INVERT on two gloo processes equals the single-process result exactly.
+
+The module runs itself as a script in two processes (ranks 0 and 1 of a gloo group on the CPU,
+started once for all tests), which label the same data sharded as a user would shard it and
+pickle what they find; the tests compare that with a single-process run in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import resource
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from captum.concept import Concept
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from captum_netinv.recognition import Explanations, InverseRecognition, explain_activations
+from captum_netinv.recognition.distributed import rank_slice
+
+SAMPLES, NEURONS, CONCEPTS, FEATURES = 301, 7, 9, 12
+NAMES = [f"k{index}" for index in range(CONCEPTS)]
+#: Rows of rank 0 when the tests shard by hand: an uneven split on purpose.
+FIRST_SHARD = 100
+SEARCH = {"formula_length": 3, "beam_size": 3}
+QUIET = {"progress": False, **SEARCH}
+#: Memory check: a rank may grow by at most this much while labeling 4x as many input bytes.
+LIMIT_BYTES = 48 * 2**20
+LAZY_WIDTH = 4096  # float32 values per lazily made sample: 16 KiB
+LAZY_SAMPLES = 4 * LIMIT_BYTES // (4 * LAZY_WIDTH)
+
+
+def _data() -> tuple[Tensor, Tensor, Tensor, Tensor, nn.Module]:
+    """Activations with ties and their labels; model inputs, their labels and a small model."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.rand(SAMPLES, CONCEPTS, generator=generator) < torch.linspace(0.1, 0.5, 9)
+    drive = labels.float() @ torch.randn(CONCEPTS, NEURONS, generator=generator)
+    activations = (drive + torch.randn(SAMPLES, NEURONS, generator=generator)).round(decimals=1)
+    inputs = torch.randn(SAMPLES, FEATURES, generator=generator).round(decimals=1)
+    input_labels = inputs[:, :CONCEPTS] > 0.4
+    model = _model(FEATURES, NEURONS, seed=1)
+    return activations, labels, inputs, input_labels, model
+
+
+def _model(width: int, neurons: int, seed: int) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(width, neurons), nn.ReLU())  # ReLU: many tied zeros
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randn(neurons, width, generator=generator) / width**0.5)
+        model[0].bias.copy_(torch.randn(neurons, generator=generator) * 0.1)
+    return model
+
+
+class _Scaled(nn.Module):
+    """A model with a second, per-sample argument: ``model(inputs * scale)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor, scale: Tensor) -> Tensor:
+        return self.model(inputs * scale.unsqueeze(1))
+
+
+def _captum_concepts(inputs: Tensor) -> list[Concept]:
+    """Three captum concepts of uneven sizes, their data in batches of 16."""
+    parts = [inputs[:70], inputs[70:95], inputs[95:200]]
+    return [
+        Concept(index, f"part{index}", DataLoader(part, batch_size=16))
+        for index, part in enumerate(parts)
+    ]
+
+
+class _Recording(Dataset):
+    """The rows of a tensor, remembering which indices were read."""
+
+    def __init__(self, values: Tensor) -> None:
+        self.values = values
+        self.read: list[int] = []
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def __getitem__(self, index: int) -> Tensor:
+        self.read.append(index)
+        return self.values[index]
+
+
+class _Lazy(Dataset):
+    """Samples made on demand from their index: never all in memory at once."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Tensor:
+        generator = torch.Generator().manual_seed(index)
+        return torch.randn(LAZY_WIDTH, generator=generator)
+
+
+def _lazy_labels(count: int) -> Tensor:
+    return torch.rand(count, CONCEPTS, generator=torch.Generator().manual_seed(2)) < 0.3
+
+
+def _lazy_run(count: int, **kwargs: Any) -> Explanations:
+    model = _model(LAZY_WIDTH, 8, seed=3)
+    loader = DataLoader(_Lazy(count), batch_size=64)
+    invert = InverseRecognition(model, model[1])
+    return invert.attribute(loader, _lazy_labels(count), progress=False, **SEARCH, **kwargs)
+
+
+def _checks(rank: int) -> dict[str, Any]:
+    """What a rank finds on each workload (the group is initialized)."""
+    import torch.distributed as dist
+
+    activations, labels, inputs, input_labels, model = _data()
+    results: dict[str, Any] = {}
+    rows = slice(0, FIRST_SHARD) if rank == 0 else slice(FIRST_SHARD, SAMPLES)
+    results["shards"] = explain_activations(activations[rows], labels[rows], **SEARCH)
+    group = dist.new_group([0, 1])
+    mine = rank_slice(SAMPLES, group)
+    results["subset"] = explain_activations(
+        activations[mine],
+        labels[mine],
+        concept_names=NAMES,
+        neurons=[6, 0, 3],
+        mode="negative",
+        process_group=group,
+        **SEARCH,
+    )
+    results["reference"] = explain_activations(
+        activations[mine], labels[mine], neurons=[1, 4], reference_compatible=True, **SEARCH
+    )
+    invert = InverseRecognition(model, model[1])
+    results["tensor"] = invert.attribute(
+        inputs, input_labels, batch_size=50, progress=False, **SEARCH
+    )
+    recording = _Recording(inputs)
+    loader = DataLoader(recording, batch_size=40)  # 8 batches, the last of 21 samples
+    results["loader"] = invert.attribute(loader, input_labels, progress=False, **SEARCH)
+    results["read"] = sorted(recording.read)
+    scaled = _Scaled(model)
+    scales = torch.linspace(0.5, 2.0, SAMPLES)
+    results["extra"] = InverseRecognition(scaled, scaled.model[1]).attribute(
+        (inputs,), input_labels, additional_forward_args=(scales,), batch_size=64, **QUIET
+    )
+    results["concepts"] = invert.attribute(None, _captum_concepts(inputs), **QUIET)
+    broken = activations.clone()
+    broken[250, 2] = float("nan")  # on rank 1 only
+    try:
+        explain_activations(broken[rows], labels[rows], **SEARCH)
+    except ValueError as error:
+        results["nan"] = str(error)
+    _lazy_run(256)  # warm-up: every code path and allocator pool in use once
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    results["lazy"] = _lazy_run(LAZY_SAMPLES)
+    results["growth"] = 1024 * (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    return results
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rank", type=int)
+    parser.add_argument("--store")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{args.store}",
+        rank=args.rank,
+        world_size=2,
+        timeout=timedelta(seconds=60),
+    )
+    try:
+        found = _checks(args.rank)
+    finally:
+        dist.destroy_process_group()
+    Path(args.out).write_bytes(pickle.dumps(found))
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """What ranks 0 and 1 found, from one run of two processes."""
+    folder = tmp_path_factory.mktemp("distributed")
+    outputs = [folder / f"rank{rank}.pkl" for rank in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--rank", str(rank), "--store", str(folder / "store")]
+            + ["--out", str(outputs[rank])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for rank in range(2)
+    ]
+    logs = [process.communicate(timeout=120)[0].decode() for process in processes]
+    for process, log in zip(processes, logs, strict=True):
+        assert process.returncode == 0, log[-3000:]
+    return [pickle.loads(path.read_bytes()) for path in outputs]
+
+
+def _assert_same(found: Explanations, expected: Explanations) -> None:
+    """Exactly the same explanations, in the same neuron order, with the same labels."""
+    assert found.neurons == expected.neurons
+    assert list(found) == list(expected)  # formulas, AUCs, p-values, z, beams, by_length
+    assert [item.best_by_length for item in found] == [item.best_by_length for item in expected]
+    assert found.to_json() == expected.to_json()
+    assert found.n_samples == expected.n_samples
+    assert found.settings == expected.settings
+    assert found.concepts is not None and expected.concepts is not None
+    assert torch.equal(found.concepts, expected.concepts)
+    assert found.activations is None  # spread over the ranks
+
+
+def test_explain_activations_on_uneven_shards_equals_one_process(ranks) -> None:
+    activations, labels, *_ = _data()
+    expected = explain_activations(activations, labels, **SEARCH)
+    assert all(item.has_formula for item in expected)
+    assert len({item.auc for item in expected}) > 1
+    for found in ranks:
+        _assert_same(found["shards"], expected)
+
+
+def test_explicit_group_neuron_subset_and_negative_mode(ranks) -> None:
+    activations, labels, *_ = _data()
+    expected = explain_activations(
+        activations, labels, concept_names=NAMES, neurons=[6, 0, 3], mode="negative", **SEARCH
+    )
+    for found in ranks:
+        _assert_same(found["subset"], expected)
+        assert found["subset"].neurons == [6, 0, 3]
+
+
+def test_reference_compatible_search_is_shared_too(ranks) -> None:
+    activations, labels, *_ = _data()
+    expected = explain_activations(
+        activations, labels, neurons=[1, 4], reference_compatible=True, **SEARCH
+    )
+    for found in ranks:
+        _assert_same(found["reference"], expected)
+
+
+def test_attribute_on_a_tensor_equals_one_process(ranks) -> None:
+    _, _, inputs, input_labels, model = _data()
+    invert = InverseRecognition(model, model[1])
+    expected = invert.attribute(inputs, input_labels, batch_size=50, progress=False, **SEARCH)
+    assert expected.activations is not None
+    assert int((expected.activations == 0).sum()) > SAMPLES  # ReLU ties
+    for found in ranks:
+        _assert_same(found["tensor"], expected)
+
+
+def test_attribute_on_a_dataloader_reads_each_sample_once(ranks) -> None:
+    _, _, inputs, input_labels, model = _data()
+    invert = InverseRecognition(model, model[1])
+    loader = DataLoader(inputs, batch_size=40)
+    expected = invert.attribute(loader, input_labels, progress=False, **SEARCH)
+    for found in ranks:
+        _assert_same(found["loader"], expected)
+    read = [found["read"] for found in ranks]
+    # batches 0, 2, 4, 6 on rank 0 and 1, 3, 5, 7 (21 samples) on rank 1: no padding, no repeat
+    assert len(read[0]) == 160 and len(read[1]) == 141
+    assert sorted(read[0] + read[1]) == list(range(SAMPLES))
+    assert read[0][:40] == list(range(40)) and read[1][:40] == list(range(40, 80))
+
+
+def test_attribute_slices_additional_forward_args_and_takes_captum_concepts(ranks) -> None:
+    _, _, inputs, input_labels, model = _data()
+    scaled = _Scaled(model)
+    scales = torch.linspace(0.5, 2.0, SAMPLES)
+    expected = InverseRecognition(scaled, scaled.model[1]).attribute(
+        (inputs,), input_labels, additional_forward_args=(scales,), batch_size=64, **QUIET
+    )
+    unscaled = InverseRecognition(model, model[1]).attribute(inputs, input_labels, **QUIET)
+    assert expected.to_json() != unscaled.to_json()  # the scales matter
+    concepts = InverseRecognition(model, model[1]).attribute(
+        None, _captum_concepts(inputs), **QUIET
+    )
+    assert concepts.n_samples == 200
+    for found in ranks:
+        _assert_same(found["extra"], expected)
+        _assert_same(found["concepts"], concepts)
+
+
+def test_nan_on_one_rank_raises_on_every_rank(ranks) -> None:
+    messages = [found.get("nan") for found in ranks]
+    assert messages[0] == messages[1]
+    assert messages[0] == "`activations` holds NaN or infinite values for neurons [2]"
+
+
+def test_data_four_times_a_rank_memory_limit_is_labeled(ranks) -> None:
+    # Simulated limit: each rank's peak resident memory (ru_maxrss) may grow by LIMIT_BYTES
+    # while it labels LAZY_SAMPLES samples made on demand, 4x LIMIT_BYTES of inputs in all
+    # (each rank reads half of them, in batches of 64, and keeps only 8 activations a sample)
+    assert LAZY_SAMPLES * LAZY_WIDTH * 4 == 4 * LIMIT_BYTES
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranks: a wide matmul's rounding depends on the threads
+    try:
+        expected = _lazy_run(LAZY_SAMPLES)
+    finally:
+        torch.set_num_threads(threads)
+    for found in ranks:
+        assert found["growth"] < LIMIT_BYTES, found["growth"]
+        _assert_same(found["lazy"], expected)
+
+
+def test_process_group_without_torch_distributed_is_refused() -> None:
+    activations, labels, *_ = _data()
+    with pytest.raises(ValueError, match="not initialized"):
+        explain_activations(activations, labels, process_group=object())  # type: ignore[arg-type]
+    assert rank_slice(10) == slice(0, 10)
+
+
+if __name__ == "__main__":
+    _main()
