@@ -70,10 +70,8 @@ __all__: list[str] = []
 
 
 class _InversionBase(LayerAttribution):
-    r"""
-    What an inversion holds and how it is set up, fitted, saved and sampled; the public
-    classes add Captum's documented methods on top.
-    """
+    r"""What an inversion holds and how it is set up, fitted, saved and sampled; the public
+    classes add Captum's documented methods on top."""
 
     def _setup(
         self,
@@ -394,10 +392,8 @@ class _InversionBase(LayerAttribution):
     def _ensure_fitted(
         self, inputs: Tensor | None = None, extra_args: Any = None, caller: str = "attribute"
     ) -> TargetModel:
-        r"""
-        The model view of a fitted inversion: an unfitted one is first fitted with the default
-        budget, which a warning and the progress bar ("first {caller} call") make visible.
-        """
+        r"""The model view of a fitted inversion: an unfitted one is first fitted with the default
+        budget, which a warning and the progress bar ("first {caller} call") make visible."""
         model = self._ensure_input_shape(inputs, extra_args)
         if not self.fitted:
             warnings.warn(
@@ -481,6 +477,8 @@ class _InversionBase(LayerAttribution):
         check_forward_func(model, "model")
         state = read_saved_inversion(path, model, generator is not None)
         config, fingerprint = state["config"], state["fingerprint"]
+        if (saved := config.get("method", "NetworkInversion")) != cls.__name__:
+            raise ValueError(f"{path!r} holds a {saved}, not a {cls.__name__}: use {saved}.load()")
         if layer is None and config["layer"] is not None:
             layer = single_module(model).get_submodule(config["layer"])
         inversion = cls._from_settings(

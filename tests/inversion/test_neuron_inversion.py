@@ -187,6 +187,19 @@ def test_save_and_load_round_trip(fitted_units, small_cnn: nn.Module, tmp_path: 
         NeuronInversion.load(str(tmp_path / "classes.pt"), small_cnn)
 
 
+def test_a_neuron_inversion_of_ten_logits_is_not_loaded_as_a_class_inversion(
+    small_cnn: nn.Module, tmp_path: Path
+) -> None:
+    # ten units of the ten-class output layer: the fingerprint alone cannot tell the two apart
+    logits = NeuronInversion(small_cnn, small_cnn.out, input_shape=SHAPE)
+    logits.fit(steps=2, batch_size=20, seed=0, progress=False)
+    path = str(tmp_path / "logits.pt")
+    logits.save(path)
+    with pytest.raises(ValueError, match="holds a NeuronInversion, not a NetworkInversion"):
+        NetworkInversion.load(path, small_cnn)
+    assert NeuronInversion.load(path, small_cnn).neurons == logits.neurons
+
+
 def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(
     small_cnn: nn.Module, digits8: tuple[Tensor, Tensor], tmp_path: Path
 ) -> None:
