@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from captum._utils.common import _format_additional_forward_args
 from captum.attr._utils.attribution import LayerAttribution
 from captum.concept import Concept
 from torch import Tensor, nn
@@ -108,7 +109,7 @@ class _InversionBase(LayerAttribution):
         self.history: History = {}
         self.steps_trained = 0
         self._model: TargetModel | None = None
-        self._counterfeiter: tuple[tuple[Any, ...], Any] | None = None
+        self._counterfeiter: tuple[tuple[Any, ...], Any, Any] | None = None
         if input_shape is not None:
             self._set_input_shape(check_input_shape(input_shape), None, deferrable=True)
 
@@ -353,15 +354,15 @@ class _InversionBase(LayerAttribution):
             self.generator.load_state_dict(self._initial_generator)
 
     def _companion(self, settings: InversionSettings, fit: dict[str, Any], extra_args: Any) -> Any:
-        r"""
-        The counterfeit companion: an inversion with ``settings`` fitted with the arguments
-        ``fit``, kept for later calls with the same ``steps``, ``batch_size`` and ``seed``.
-        """
-        key = (fit["steps"], fit["batch_size"], fit["seed"])
+        r"""The counterfeit companion: an inversion with ``settings`` fitted with the arguments
+        ``fit``, kept for calls with the same budget, seed and ``extra_args`` objects."""
+        # the objects passed, by identity; kept alive below, so that no other object takes an id
+        args = _format_additional_forward_args(extra_args) or ()
+        key = (fit["steps"], fit["batch_size"], fit["seed"], *map(id, args))
         if self._counterfeiter is None or self._counterfeiter[0] != key:
             companion = self._sibling(settings)
             companion.fit(**fit, additional_forward_args=extra_args)
-            self._counterfeiter = key, companion
+            self._counterfeiter = key, companion, args
         return self._counterfeiter[1]
 
     def _resumable_checkpoint(

@@ -72,3 +72,34 @@ def test_a_new_budget_or_seed_fits_a_new_companion(trained_lenet: LeNet5) -> Non
         inversion.counterfeits(0, trained_lenet, steps=5, batch_size=4, seed=0, **options)
     assert inversion._counterfeiter[1] is not first
     assert inversion._counterfeiter[1].steps_trained == 5
+
+
+@pytest.mark.filterwarnings("ignore:.*counterfeits:UserWarning")
+def test_other_forward_arguments_fit_a_new_companion() -> None:
+    class Scaled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+
+        def forward(self, inputs: Tensor, scale: Tensor) -> Tensor:
+            return self.body(inputs) * scale
+
+    torch.manual_seed(0)
+    model = Scaled().eval()
+    seen: list[Tensor] = []
+    model.register_forward_hook(lambda module, args, output: seen.append(args[1]))
+    inversion = NetworkInversion(model, input_shape=(1, 8, 8), layer=model.body[1])
+    one, other = torch.tensor([[1.0, 1.0, 1.0]]), torch.tensor([[1.0, -1.0, 2.0]])
+    inversion.fit(steps=2, batch_size=6, seed=0, progress=False, additional_forward_args=(one,))
+    fit = {"steps": 2, "batch_size": 6, "seed": 0}
+    options = {"n_samples": 1, "max_draws": 6, "confidence": 0.1, "progress": False, **fit}
+    verifier = model.body  # sees the samples alone
+    inversion.counterfeits(0, verifier, additional_forward_args=(one,), **options)
+    assert inversion._counterfeiter is not None
+    first = inversion._counterfeiter[1]
+    inversion.counterfeits(0, verifier, additional_forward_args=(one,), **options)
+    assert inversion._counterfeiter[1] is first  # the same arguments: reused
+    seen.clear()
+    inversion.counterfeits(0, verifier, additional_forward_args=(other,), **options)
+    assert inversion._counterfeiter[1] is not first  # other arguments: fitted anew with them
+    assert seen and any(args is other for args in seen)
