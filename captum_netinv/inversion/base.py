@@ -476,10 +476,8 @@ class _InversionBase(LayerAttribution):
         device_ids: list[int] | None,
     ) -> Any:
         check_forward_func(model, "model")
-        state = read_saved_inversion(path, model, generator is not None)
+        state = read_saved_inversion(path, model, generator is not None, cls.__name__)
         config, fingerprint = state["config"], state["fingerprint"]
-        if (saved := config.get("method", "NetworkInversion")) != cls.__name__:
-            raise ValueError(f"{path!r} holds a {saved}, not a {cls.__name__}: use {saved}.load()")
         if layer is None and config["layer"] is not None:
             layer = single_module(model).get_submodule(config["layer"])
         inversion = cls._from_settings(

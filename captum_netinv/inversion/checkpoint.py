@@ -177,14 +177,19 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return state
 
 
-def read_saved_inversion(path: str, model: object, generator_given: bool) -> dict[str, Any]:
+def read_saved_inversion(
+    path: str, model: object, generator_given: bool, method: str = "NetworkInversion"
+) -> dict[str, Any]:
     r"""
-    The inversion saved at ``path``, once shown to fit ``model`` (:func:`check_fingerprint`)
-    and to have a ``generator`` when it was fitted with a custom one; format-1 files get the
-    settings added since (``jitter`` 0) filled in.
+    The ``method`` inversion saved at ``path``, once shown to be one (files without the key are
+    NetworkInversion's), to fit ``model`` (:func:`check_fingerprint`) and to have a
+    ``generator`` when it was fitted with a custom one; format-1 files get the settings added
+    since (``jitter`` 0) filled in.
     """
     state = read_checkpoint(path)
     config = {"jitter": 0, **state["config"]}
+    if (saved := config.get("method", "NetworkInversion")) != method:
+        raise ValueError(f"{path!r} holds a {saved}, not a {method}: load it with {saved}.load()")
     fingerprint = state["fingerprint"]
     if config.get("custom_generator") and not generator_given:
         raise ValueError(

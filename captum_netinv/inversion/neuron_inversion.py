@@ -437,13 +437,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             :class:`NeuronInversion`, fitted.
         """
         check_forward_func(model, "model")
-        state = read_saved_inversion(path, model, generator is not None)
+        state = read_saved_inversion(path, model, generator is not None, cls.__name__)
         config, fingerprint = state["config"], state["fingerprint"]
-        if config.get("method") != "NeuronInversion":
-            raise ValueError(
-                f"{path!r} holds a NetworkInversion, not a NeuronInversion: load it with "
-                "NetworkInversion.load()"
-            )
         if layer is None and config["layer"] is not None:
             layer = single_module(model).get_submodule(config["layer"])
         inversion = cls._from_settings(
