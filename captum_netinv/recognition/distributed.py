@@ -1,10 +1,11 @@
 """INVERT on several processes (``torch.distributed``): samples split across ranks, neurons too.
 
 Each rank reads and runs the model on its own share of the samples (no sample twice, no padding),
-then the activation columns are exchanged in chunks (``all_to_all``) so that rank ``r`` holds all
-``N`` rows of its contiguous share of the neurons, about ``N x K / world`` values. Every rank gets
-all ``N`` rows of the labels, runs the ordinary beam search on its neurons, and the per-neuron
-results are gathered in neuron order, so every rank returns what one process would.
+then the activation columns are exchanged (``all_to_all``) in rounds: in each round rank ``r``
+receives all ``N`` rows of a group of its contiguous share of the neurons, runs the ordinary beam
+search on them and drops them, so it never holds more than one round's columns besides its own
+``n x K`` rows. Every rank gets all ``N`` rows of the labels, and the per-neuron results are
+gathered in neuron order, so every rank returns what one process would.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ __all__ = [
 BatchLayout = list[tuple[int, int]]
 #: ``(columns (N, k), labels (N, C), neurons) -> explanations``: the single-process search.
 ExplainColumns = Callable[[Tensor, Tensor, list[int]], list[Explanation]]
-#: Bytes of activations one rank sends in one round of the exchange.
+#: Bytes of activations one rank receives in one round of the exchange (and checks at a time).
 _EXCHANGE_BYTES = 32 * 2**20
+#: Fewest neurons a round holds: each round runs one search, which prepares the labels once.
+_MIN_ROUND_NEURONS = 64
 
 
 def active_group(process_group: Any = None) -> dist.ProcessGroup | None:
@@ -247,7 +250,7 @@ def explain_sharded(
         explain (Callable): See :data:`ExplainColumns`.
         device (torch.device or str, optional): Where the search runs. Default: the device of
                     ``values``.
-        progress (bool, optional): Show the exchange's progress on rank 0.
+        progress (bool, optional): Show a progress bar over the rounds on rank 0.
         source (str, optional): The argument the activations came from, for errors.
 
     Returns:
@@ -274,12 +277,14 @@ def explain_sharded(
     if not whole_labels:
         labels = _gather_rows(labels, positions, count, group)
     local = values if values is not None else torch.empty(0, width, dtype=dtype, device=comm)
-    mine = chosen[_share(len(chosen), rank, world)]
     target = torch.device(device) if device is not None else local.device
-    columns = _exchange(local, chosen, positions, count, group, progress and rank == 0)
-    columns = columns.to(target)
-    found = explain(columns, labels.to(target), mine) if mine else []
-    del columns
+    whole = labels.to(target)
+    found: list[Explanation] = []
+    rounds = _exchange(local, chosen, positions, count, group, progress and rank == 0)
+    for columns, neurons in rounds:
+        if neurons:
+            found += explain(columns.to(target), whole, neurons)
+        del columns
     gathered: list[Any] = [None] * world
     dist.all_gather_object(gathered, found, group=group)
     return [explanation for part in gathered for explanation in part], labels
@@ -407,38 +412,45 @@ def _exchange(
     count: int,
     group: dist.ProcessGroup,
     progress: bool,
-) -> Tensor:
+) -> Iterator[tuple[Tensor, list[int]]]:
     r"""
-    The ``(N, k)`` activations of this rank's share of ``chosen`` over all samples, in data set
-    order, from every rank's ``(n, K)`` rows: ``all_to_all`` rounds of at most
-    ``_EXCHANGE_BYTES`` per rank, so the peak is the result plus one round's buffers.
+    This rank's share of ``chosen`` over all samples, in data set order, in rounds: yields
+    ``(N, g)`` activations and their ``g`` neurons, made from every rank's ``(n, K)`` rows by one
+    ``all_to_all`` a round. A round receives about ``_EXCHANGE_BYTES`` (at least
+    ``_MIN_ROUND_NEURONS`` neurons), so a rank never holds all its ``N x K / world`` values.
+    Every rank runs the same number of rounds (a rank past its share gets no neurons).
     """
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     comm = positions[0].device
     index = torch.tensor(chosen, dtype=torch.int64, device=values.device)
     shares = [index[_share(len(chosen), part, world)] for part in range(world)]
-    width = shares[rank].shape[0]
-    dtype = values.dtype
-    columns = torch.empty(count, width, dtype=dtype, device=comm)
-    step = max(1, _EXCHANGE_BYTES // max(1, len(chosen) * values.element_size()))
-    most = max(rows.shape[0] for rows in positions)
-    for start in tqdm(range(0, most, step), desc="exchanging activations", disable=not progress):
-        block = values[start : start + step]
+    mine = chosen[_share(len(chosen), rank, world)]
+    step = max(_MIN_ROUND_NEURONS, _EXCHANGE_BYTES // max(1, count * values.element_size()))
+    rounds = -(-max(part.shape[0] for part in shares) // step)
+    # ranks holding contiguous blocks in rank order receive the columns in data set order
+    in_order = torch.equal(torch.cat(positions), torch.arange(count, device=comm))
+    for start in tqdm(range(rounds), desc="INVERT exchange and search", disable=not progress):
+        parts = [part[start * step : (start + 1) * step] for part in shares]
+        own = parts[rank].shape[0]
         # one flat buffer per direction: gloo's all_to_all wants equal shapes, the single
         # buffer form takes a size per peer
-        sent = torch.cat([block.index_select(1, part).reshape(-1) for part in shares]).to(comm)
-        arriving = [rows[start : start + step] for rows in positions]
-        received = torch.empty(
-            sum(rows.shape[0] for rows in arriving) * width, dtype=dtype, device=comm
-        )
-        sizes = [rows.shape[0] * width for rows in arriving]
+        sent = torch.cat([values.index_select(1, part).reshape(-1) for part in parts]).to(comm)
+        sizes = [rows.shape[0] * own for rows in positions]
+        received = torch.empty(sum(sizes), dtype=values.dtype, device=comm)
         dist.all_to_all_single(
             received,
             sent,
             output_split_sizes=sizes,
-            input_split_sizes=[block.shape[0] * part.shape[0] for part in shares],
+            input_split_sizes=[values.shape[0] * part.shape[0] for part in parts],
             group=group,
         )
-        for rows, part in zip(arriving, received.split(sizes), strict=True):
-            columns.index_copy_(0, rows, part.view(-1, width))
-    return columns
+        del sent
+        if in_order:
+            columns = received.view(count, own)
+        else:
+            columns = torch.empty(count, own, dtype=values.dtype, device=comm)
+            for rows, part in zip(positions, received.split(sizes), strict=True):
+                columns.index_copy_(0, rows, part.view(-1, own))
+        del received
+        yield columns, mine[start * step : start * step + own]
+        del columns  # before the next round's buffers

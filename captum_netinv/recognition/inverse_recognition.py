@@ -328,7 +328,8 @@ def _label_neurons(
             group=group,
             layout=layout,
             neuron_indices=partial(_neuron_indices, neurons),
-            explain=partial(_explain_columns, names=names, settings=settings, progress=progress),
+            # one progress bar over the rounds (rank 0), not one a round
+            explain=partial(_explain_columns, names=names, settings=settings, progress=False),
             device=device,
             progress=progress,
             source=source,
@@ -344,7 +345,8 @@ def _label_neurons(
             )
         chosen = _neuron_indices(neurons, values.shape[1])
         target = torch.device(device) if device is not None else values.device
-        selected = values[:, chosen].to(target)
+        every = chosen == list(range(values.shape[1]))  # no copy of all the columns
+        selected = (values if every else values[:, chosen]).to(target)
         finite = torch.isfinite(selected).all(dim=0)
         if not bool(finite.all()):
             bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]

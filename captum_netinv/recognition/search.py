@@ -3,7 +3,8 @@
 Each neuron is ranked once. For a beam formula with mask ``m``, the rank sum, size and hash of
 ``m & c`` for every concept ``c`` is one product of the label matrix with ``ranks * m``, ``m`` and
 ``weights * m``; ``m & ~c``, ``m | c`` and ``m | ~c`` follow from those and the concepts' totals, so
-a whole level for all neurons and beam entries is a few matrix products on the activations' device.
+a whole level for all neurons and beam entries is one matrix product on the activations' device.
+The labels stay boolean: the product converts one block of samples at a time to float64.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ _MODES: tuple[str, ...] = ("positive", "negative")
 _AND_CONCEPT, _AND_NOT_CONCEPT, _OR_CONCEPT, _OR_NOT_CONCEPT = range(4)
 #: Memory the candidates of one chunk of neurons may take; chunks bound the peak for wide layers.
 _CHUNK_BYTES = 256 * 2**20
+#: Memory of the float64 copy of one block of samples' labels in :func:`_label_products`.
+_LABEL_BLOCK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -175,11 +178,11 @@ class _Candidates:
 
 @dataclass(frozen=True)
 class _Labels:
-    """The label matrix in the forms the search needs, with its per-concept totals."""
+    """The boolean ``(N, C)`` labels, the samples' hash weights and the per-concept totals (sizes
+    and hashes); ``by_concept`` is a ``(C, N)`` view, not a copy."""
 
+    by_sample: Tensor
     by_concept: Tensor
-    as_float: Tensor
-    with_hashes: Tensor
     weights: Tensor
     counts: Tensor
     hashes: Tensor
@@ -246,20 +249,31 @@ def _repeat_last(record: Tensor, levels: int) -> Tensor:
 
 
 def _prepare_labels(labels: Tensor) -> _Labels:
-    count, concepts = labels.shape
-    weights = _hash_weights(count, labels.device)
-    # [labels | weights * labels] in one matrix: sizes and hashes of ``m & c`` are one product
-    with_hashes = labels.to(torch.float64).repeat(1, 2)
-    with_hashes[:, concepts:] *= weights.unsqueeze(1)
-    as_float = with_hashes[:, :concepts]
+    weights = _hash_weights(labels.shape[0], labels.device)
+    by_sample = labels.to(torch.bool).contiguous()
     return _Labels(
-        by_concept=labels.t().contiguous(),
-        as_float=as_float,
-        with_hashes=with_hashes,
+        by_sample=by_sample,
+        by_concept=by_sample.t(),
         weights=weights,
-        counts=as_float.sum(dim=0),
-        hashes=weights @ as_float,
+        counts=by_sample.sum(dim=0).to(torch.float64),
+        hashes=_label_products(weights.unsqueeze(0), by_sample).squeeze(0),
     )
+
+
+def _label_products(left: Tensor, labels: Tensor) -> Tensor:
+    r"""
+    ``left @ labels`` in float64 for ``(R, N)`` float64 ``left`` and ``(N, C)`` boolean
+    ``labels``, summed over blocks of samples so that only one block of labels is ever held in
+    float64 (each label is converted once). Exact for the search's whole-number masks, ranks
+    and hashes, whose sums stay below ``2**53`` in any order.
+    """
+    count, concepts = labels.shape
+    out = torch.zeros(left.shape[0], concepts, dtype=torch.float64, device=left.device)
+    rows = max(1, _LABEL_BLOCK_BYTES // (8 * max(1, concepts)))
+    for start in range(0, count, rows):
+        block = labels[start : start + rows].to(torch.float64)
+        out.addmm_(left[:, start : start + rows], block)
+    return out
 
 
 def _hash_weights(count: int, device: torch.device) -> Tensor:
@@ -282,7 +296,7 @@ def _search_chunk(
 ) -> tuple[Tensor, ...]:
     # neurons x samples, so that each neuron's values are contiguous
     doubled_ranks, tie_terms = doubled_row_ranks(activations.t().contiguous())
-    concept_ranks = doubled_ranks @ labels.as_float
+    concept_ranks = _label_products(doubled_ranks, labels.by_sample)
     beam = _first_level(doubled_ranks, concept_ranks, labels, settings)
     bests = [beam]
     for _ in range(2, settings.formula_length + 1):
@@ -351,16 +365,15 @@ def _next_level(
     neurons, count = doubled_ranks.shape
     concepts = labels.counts.shape[0]
     width = beam.masks.shape[1]
-    masks = beam.masks.to(torch.float64).reshape(neurons * width, count)
-
-    # size, hash and rank sum of (beam mask AND concept), for every neuron, beam entry and concept
-    both_counts, both_hashes = (
-        (masks @ labels.with_hashes).reshape(neurons, width, 2, concepts).unbind(dim=2)
-    )
-    ranked_masks = masks.reshape(neurons, width, count) * doubled_ranks.unsqueeze(1)
-    both_ranks = (ranked_masks.reshape_as(masks) @ labels.as_float).reshape(
-        neurons, width, concepts
-    )
+    # size, hash and rank sum of (beam mask AND concept), for every neuron, beam entry and
+    # concept: one product of the labels with [masks; weights * masks; ranks * masks]
+    left = torch.empty(3, neurons, width, count, dtype=torch.float64, device=beam.masks.device)
+    left[0].copy_(beam.masks)
+    torch.mul(left[0], labels.weights, out=left[1])
+    torch.mul(left[0], doubled_ranks.unsqueeze(1), out=left[2])
+    products = _label_products(left.view(3 * neurons * width, count), labels.by_sample)
+    del left
+    both_counts, both_hashes, both_ranks = products.view(3, neurons, width, concepts).unbind(0)
     candidate_counts = _extensions(beam.counts, labels.counts, both_counts, float(count)).reshape(
         neurons, -1
     )

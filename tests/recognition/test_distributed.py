@@ -154,6 +154,15 @@ def _checks(rank: int) -> dict[str, Any]:
         (inputs,), input_labels, additional_forward_args=(scales,), batch_size=64, **QUIET
     )
     results["concepts"] = invert.attribute(None, _captum_concepts(inputs), **QUIET)
+    from captum_netinv.recognition import distributed
+
+    sizes = distributed._EXCHANGE_BYTES, distributed._MIN_ROUND_NEURONS
+    distributed._EXCHANGE_BYTES, distributed._MIN_ROUND_NEURONS = 1, 2  # rounds of 2 neurons
+    try:
+        results["rounds"] = explain_activations(activations[rows], labels[rows], **SEARCH)
+        results["loader_rounds"] = invert.attribute(loader, input_labels, **QUIET)
+    finally:
+        distributed._EXCHANGE_BYTES, distributed._MIN_ROUND_NEURONS = sizes
     broken = activations.clone()
     broken[250, 2] = float("nan")  # on rank 1 only
     try:
@@ -230,6 +239,19 @@ def test_explain_activations_on_uneven_shards_equals_one_process(ranks) -> None:
     assert len({item.auc for item in expected}) > 1
     for found in ranks:
         _assert_same(found["shards"], expected)
+
+
+def test_rounds_of_a_few_neurons_equal_one_process(ranks) -> None:
+    # rank 0 searches neurons 0-2 in rounds of 2, rank 1 neurons 3-6: one round with no
+    # neurons on rank 0; contiguous shards (columns arrive in order) and loader batches (not)
+    activations, labels, inputs, input_labels, model = _data()
+    expected = explain_activations(activations, labels, **SEARCH)
+    from_loader = InverseRecognition(model, model[1]).attribute(
+        DataLoader(inputs, batch_size=40), input_labels, **QUIET
+    )
+    for found in ranks:
+        _assert_same(found["rounds"], expected)
+        _assert_same(found["loader_rounds"], from_loader)
 
 
 def test_explicit_group_neuron_subset_and_negative_mode(ranks) -> None:
