@@ -27,6 +27,7 @@ __all__ = [
     "InputSource",
     "ModelInputs",
     "Reduction",
+    "batch_inputs",
     "batch_length",
     "first_tensor",
     "forward_with_layer",
@@ -37,7 +38,8 @@ __all__ = [
 
 Reduction = Literal["mean", "max"] | Callable[[Tensor], Tensor]
 #: A tensor of samples, a tuple of tensors (the model's several inputs, as in Captum), or an
-#: iterable of batches (tensors or ``(inputs, labels, ...)`` tuples, e.g. a DataLoader).
+#: iterable of batches (e.g. a DataLoader): tensors or ``(inputs, labels, ...)`` tuples whose
+#: ``inputs`` are a tensor or, for a model of several inputs, a tuple or list of tensors.
 InputSource = Tensor | tuple[Tensor, ...] | Iterable[Any]
 #: One batch of model inputs: a tensor, or a tuple of tensors for a model of several inputs.
 ModelInputs = Tensor | tuple[Tensor, ...]
@@ -81,15 +83,85 @@ def reduce_activations(activations: Tensor, reduction: Reduction = "mean") -> Te
 
 
 def first_tensor(batch: Any, name: str = "inputs") -> Tensor:
-    r"""The input tensor of a batch: the batch itself, or the first element of a tuple/list/dict."""
+    r"""
+    The one input tensor of an iterated batch: the batch itself, or element 0 of an
+    ``(inputs, labels, ...)`` tuple or list. For the callers that need a single tensor; a batch of
+    several model inputs (``((x1, x2), labels)``) is refused naming ``name``, as is anything else.
+
+    Args:
+        batch (Any): One batch of an iterable of batches.
+        name (str, optional): The argument named in errors. Default: ``"inputs"``
+
+    Returns:
+        *Tensor* of the batch's **inputs**.
+    """
+    single = _single_input(batch)
+    if single is not None:
+        return single
+    if _several_inputs(batch):
+        raise TypeError(
+            f"each batch of `{name}` must hold one input tensor here (a tensor or an "
+            f"(inputs, labels, ...) tuple), got a batch of {len(batch[0])} model inputs "
+            "((x1, x2, ...), labels, ...), which this method cannot take"
+        )
+    raise TypeError(
+        f"each batch of `{name}` must be a tensor or an (inputs, labels, ...) tuple, "
+        f"got {_batch_kind(batch)}"
+    )
+
+
+def batch_inputs(batch: Any, name: str = "inputs") -> ModelInputs:
+    r"""
+    The model inputs of an iterated batch, as Captum takes them: a tensor (the batch itself or
+    element 0 of an ``(inputs, labels, ...)`` tuple), or a tuple of tensors for a model of
+    several inputs when element 0 is itself a tuple or list of tensors (``((x1, x2), labels)``,
+    which a ``DataLoader`` over ``((x1, x2), y)`` samples yields as ``[[x1, x2], y]``).
+
+    Args:
+        batch (Any): One batch of an iterable of batches.
+        name (str, optional): The argument named in errors. Default: ``"inputs"``
+
+    Returns:
+        *Tensor* or *tuple* of tensors: the batch's **model inputs**.
+    """
+    if _several_inputs(batch):
+        return tuple(batch[0])
+    single = _single_input(batch)
+    if single is not None:
+        return single
+    raise TypeError(
+        f"each batch of `{name}` must be a tensor or an (inputs, labels, ...) tuple whose "
+        f"inputs are a tensor or a tuple of tensors (the model's inputs), got {_batch_kind(batch)}"
+    )
+
+
+def _single_input(batch: Any) -> Tensor | None:
+    """``batch`` if it is a tensor, its element 0 if that is a tensor, else None."""
     if isinstance(batch, Tensor):
         return batch
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
         return batch[0]
-    raise TypeError(
-        f"each batch of `{name}` must be a tensor or an (inputs, labels, ...) tuple, "
-        f"got {type(batch).__name__}"
+    return None
+
+
+def _several_inputs(batch: Any) -> bool:
+    """Whether ``batch`` is ``((x1, x2, ...), labels, ...)``: element 0 a sequence of tensors."""
+    if not isinstance(batch, (tuple, list)) or not batch:
+        return False
+    inputs = batch[0]
+    return (
+        isinstance(inputs, (tuple, list))
+        and bool(inputs)
+        and all(isinstance(t, Tensor) for t in inputs)
     )
+
+
+def _batch_kind(batch: Any) -> str:
+    """``batch``'s type, with its first elements' types for a non-empty tuple or list."""
+    if not isinstance(batch, (tuple, list)) or not batch:
+        return type(batch).__name__
+    kinds = ", ".join(type(item).__name__ for item in batch[:4])
+    return f"{type(batch).__name__} of ({kinds}{', ...' if len(batch) > 4 else ''})"
 
 
 def batch_length(inputs: ModelInputs, name: str = "inputs") -> int:
@@ -114,10 +186,23 @@ def batch_length(inputs: ModelInputs, name: str = "inputs") -> int:
     return lengths.pop()
 
 
-def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Any]:
+def iterate_batches(
+    inputs: InputSource, batch_size: int, *, several_inputs: bool = False
+) -> Iterator[Any]:
     r"""
     Yields the model inputs of ``inputs`` batch by batch (see :data:`InputSource`): slices of
     a tensor, tuples of slices of a tuple of tensors, the input part of each iterated batch.
+
+    Args:
+        inputs (Tensor, tuple or Iterable): The samples.
+        batch_size (int): Batch size when ``inputs`` is a tensor or a tuple of tensors.
+        several_inputs (bool, optional): Iterated batches may hold several model inputs
+                    (``((x1, x2), labels, ...)``, yielded as a tuple of tensors, see
+                    :func:`batch_inputs`); else each must hold one input tensor (see
+                    :func:`first_tensor`). Default: False
+
+    Returns:
+        *Iterator* of **batches**: tensors, or tuples of tensors (the model's inputs).
     """
     if isinstance(inputs, (Tensor, tuple)):
         for start in range(0, batch_length(inputs), batch_size):
@@ -132,7 +217,7 @@ def iterate_batches(inputs: InputSource, batch_size: int) -> Iterator[Any]:
             f"iterable of batches (e.g. a DataLoader), got {type(inputs).__name__}"
         )
     for batch in inputs:
-        yield first_tensor(batch)
+        yield batch_inputs(batch) if several_inputs else first_tensor(batch)
 
 
 def forward_with_layer(
@@ -219,7 +304,7 @@ def layer_activations(
     start = 0
     with torch.no_grad(), eval_mode(forward_func):
         for batch in tqdm(
-            iterate_batches(inputs, batch_size),
+            iterate_batches(inputs, batch_size, several_inputs=True),
             total=total,
             desc="layer activations",
             disable=not progress,

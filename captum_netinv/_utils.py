@@ -7,6 +7,7 @@ and what was expected; :func:`eval_mode` leaves every module a model holds as it
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ __all__ = [
     "check_forward_func",
     "check_layer_in_model",
     "check_positive_int",
+    "check_positive_number",
     "check_seed",
     "eval_mode",
     "excerpt",
@@ -160,6 +162,23 @@ def check_positive_int(value: object, name: str) -> int:
     if value < 1:
         raise ValueError(f"`{name}` must be >= 1, got {value}")
     return int(value)
+
+
+def check_positive_number(value: object, name: str) -> float:
+    r"""
+    ``value`` as a ``float`` if it is a finite real number (numpy's too) > 0, else raises naming
+    it: a ``TypeError`` for another type (a bool, a string, a tensor), a ``ValueError`` for a
+    number <= 0, NaN or infinite.
+    """
+    if isinstance(value, (bool, torch.Tensor)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number > 0 (an int or a float), got {excerpt(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {excerpt(value)}")
+    return number
 
 
 def check_seed(seed: object, name: str = "seed") -> int | None:

@@ -24,6 +24,7 @@ from captum_netinv._utils import (
     check_forward_func,
     check_layer_in_model,
     check_positive_int,
+    check_positive_number,
     check_seed,
     excerpt,
     model_device,
@@ -288,8 +289,7 @@ class _InversionBase(LayerAttribution):
         check_positive_int(checkpoint_every, "checkpoint_every")
         if check_positive_int(batch_size, "batch_size") < 2:
             raise ValueError(f"`batch_size` must be >= 2 (pairwise terms), got {batch_size}")
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-            raise ValueError(f"`lr` must be a number > 0, got {excerpt(lr)}")
+        lr = check_positive_number(lr, "lr")
         group = fit_group(process_group, batch_size, autocast)
         resumed = self._resumable_checkpoint(checkpoint_path, seed, batch_size, lr)
         seed = resumed.seed if resumed is not None else seed

@@ -23,6 +23,7 @@ from captum_netinv._activations import reduce_activations
 from captum_netinv._utils import (
     check_forward_func,
     check_positive_int,
+    check_positive_number,
     eval_mode,
     excerpt,
     single_module,
@@ -268,6 +269,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
             >>> history = inversion.fit(real_images, steps=600, seed=0, progress=False)
         """
+        check_positive_number(lr, "lr")  # before the statistics below change the object
         model = self._ensure_input_shape(inputs, additional_forward_args)
         assert isinstance(model, NeuronTarget)
         count = len(model.neurons)

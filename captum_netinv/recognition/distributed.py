@@ -24,7 +24,12 @@ from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from captum_netinv._activations import InputSource, batch_length, first_tensor, layer_activations
+from captum_netinv._activations import (
+    InputSource,
+    batch_inputs,
+    batch_length,
+    layer_activations,
+)
 from captum_netinv.recognition.explanations import Explanation
 
 __all__ = [
@@ -148,7 +153,7 @@ def local_layer_activations(
 
     def stream() -> Iterator[Any]:
         for key, batch in _own_batches(inputs, rank, world):
-            layout.append((key, first_tensor(batch).shape[0]))
+            layout.append((key, batch_length(batch_inputs(batch))))
             yield batch
 
     batches = stream()

@@ -156,6 +156,22 @@ def test_conv_channels_and_a_subset_of_units(small_cnn: nn.Module) -> None:
         inversion.attribute(neuron_selector=(3, 0, 0))
     with pytest.raises(ValueError, match="batch_size"):
         inversion.fit(steps=2, batch_size=3, progress=False)
+    with pytest.raises(TypeError, match="`lr` must be a number > 0 .*, got '0.1'"):
+        inversion.fit(steps=2, lr="0.1", progress=False)  # type: ignore[arg-type]
+    statistics = inversion.statistics
+    with pytest.raises(ValueError, match="`lr` must be a finite number > 0, got 0"):
+        inversion.fit(torch.rand(8, *SHAPE), steps=2, lr=0, progress=False)
+    assert inversion.statistics is statistics  # refused before the reference was measured
+
+
+def test_real_inputs_must_be_one_tensor_per_batch(fitted_units, digits8) -> None:
+    images = digits8[0][:40]
+    from_tensor = fitted_units.unit_activations(images)
+    from_pairs = fitted_units.unit_activations([(images[:25], None), (images[25:], None)])
+    torch.testing.assert_close(from_pairs, from_tensor)
+    several = [((images, images), None)]  # a batch of two model inputs: no single image batch
+    with pytest.raises(TypeError, match="`inputs` must hold one input tensor.*2 model inputs"):
+        fitted_units.unit_activations(several)
 
 
 def test_bad_construction_arguments(small_cnn: nn.Module) -> None:

@@ -118,6 +118,15 @@ def _lazy_run(count: int, **kwargs: Any) -> Explanations:
     return invert.attribute(loader, _lazy_labels(count), progress=False, **SEARCH, **kwargs)
 
 
+def _two_input_run(model: nn.Module, inputs: Tensor, input_labels: Tensor) -> Explanations:
+    """A DataLoader of ``((inputs, scale), 0)`` samples: batches of two model inputs."""
+    scaled = _Scaled(model)
+    scales = torch.linspace(0.5, 2.0, SAMPLES)
+    samples = list(zip(zip(inputs, scales, strict=True), [0] * SAMPLES, strict=True))
+    loader = DataLoader(samples, batch_size=40)  # batches [[inputs, scales], zeros]
+    return InverseRecognition(scaled, scaled.model[1]).attribute(loader, input_labels, **QUIET)
+
+
 def _checks(rank: int) -> dict[str, Any]:
     """What a rank finds on each workload (the group is initialized)."""
     import torch.distributed as dist
@@ -154,6 +163,7 @@ def _checks(rank: int) -> dict[str, Any]:
         (inputs,), input_labels, additional_forward_args=(scales,), batch_size=64, **QUIET
     )
     results["concepts"] = invert.attribute(None, _captum_concepts(inputs), **QUIET)
+    results["two_inputs"] = _two_input_run(model, inputs, input_labels)
     from captum_netinv.recognition import distributed
 
     sizes = distributed._EXCHANGE_BYTES, distributed._MIN_ROUND_NEURONS
@@ -313,6 +323,15 @@ def test_attribute_slices_additional_forward_args_and_takes_captum_concepts(rank
     for found in ranks:
         _assert_same(found["extra"], expected)
         _assert_same(found["concepts"], concepts)
+
+
+def test_batches_of_two_model_inputs_equal_one_process(ranks) -> None:
+    _, _, inputs, input_labels, model = _data()
+    expected = _two_input_run(model, inputs, input_labels)
+    unscaled = InverseRecognition(model, model[1]).attribute(inputs, input_labels, **QUIET)
+    assert expected.to_json() != unscaled.to_json()  # the second input reaches the model
+    for found in ranks:
+        _assert_same(found["two_inputs"], expected)
 
 
 def test_nan_on_one_rank_raises_on_every_rank(ranks) -> None:

@@ -256,6 +256,37 @@ def test_a_tuple_is_several_model_inputs_as_in_captum() -> None:
         assert torch.allclose(result.activations, model.linear(first).detach(), atol=1e-6)
 
 
+def test_a_dataloader_of_several_model_inputs_equals_the_tuple_of_inputs() -> None:
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 4)
+
+        def forward(self, first: Tensor, second: Tensor, shift: float) -> Tensor:
+            return self.linear(first * second + shift)
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(first)
+
+        def __getitem__(self, index: int) -> tuple[tuple[Tensor, Tensor], Tensor]:
+            return (first[index], second[index]), labels[index]
+
+    torch.manual_seed(0)
+    model = TwoInputs()
+    first, second, shift = torch.randn(60, 3), torch.randn(60, 3), 0.7
+    labels = torch.rand(60, 3) < 0.4
+    invert = InverseRecognition(model, model.linear)
+    run = {"additional_forward_args": (shift,), "formula_length": 2, "progress": False}
+    from_tuple = invert.attribute((first, second), labels, batch_size=11, **run)
+    from_loader = invert.attribute(DataLoader(Pairs(), batch_size=8), labels, **run)
+    with torch.no_grad():
+        expected = model(first, second, shift)
+    assert torch.allclose(from_loader.activations, expected, atol=1e-6)
+    assert torch.allclose(from_tuple.activations, from_loader.activations, atol=1e-6)
+    _same(from_tuple, from_loader)
+
+
 def test_a_shuffling_dataloader_is_refused_with_a_label_matrix(held_out) -> None:
     images, _, concepts, names = held_out
     model = LeNet5()
