@@ -6,16 +6,38 @@ layer one NeuronInversion over all its units, fitted on the 60,000 training imag
 (``--steps``, default batch, seed 0); then per unit 32 generated samples against the 10,000 test
 images: median activation >= the unit's test 99th percentile, within-unit diversity of the MLP
 verifier's features (bench_inversion's measure) against the unit's 100 top-activating test
-images, and the label check of the unit's INVERT formula (test set, the demo's concepts).
+images, and the label check of the unit's INVERT formula (test set, the demo's concepts). Next
+to them, ``appearance``: total variation and mean pixel of the generated samples against the
+top-activating test images (diversity bought with noise shows as a high total variation).
 
-``python benchmarks/bench_neuron_inversion.py --layer fc2`` (then ``--layer conv2``).
+Targets (``--target``):
+
+* ``benchmark`` (default): the benchmark LeNet-5 and MLP verifier above, the acceptance target;
+  never tune on it.
+* ``tuning``: the held-out tuning target on which any setting may be tuned: the protocol's
+  LeNet-5 with BatchNorm (bench_inversion_protocol.py, cached ``model_lenet5_bn_seed0.pt``,
+  never retrained here) with diversity measured in the features (``model.features``) of the
+  protocol's VerifierMLP seed 1 (``model_mlp_seed1.pt``); same layers, samples and measures.
+
+Options for tuning runs: ``--batch-per-unit N`` fits with a batch of N samples per unit (default:
+the inversion's default batch), ``--settings JSON`` passes extra NeuronInversion constructor
+keyword arguments (e.g. ``'{"jitter": 0, "zoom": 0.0}'`` or
+``'{"loss_weights": {"cosine_similarity": 8.0}}'``), ``--no-label-check`` skips INVERT and the
+label check. The output ``benchmarks/_out/neuron_<target>_<layer>_s<seed>_<steps>_<tag>.json``
+is named by a config tag (``default``, or built from the options; ``--tag`` overrides it).
+
+``python benchmarks/bench_neuron_inversion.py --layer fc2`` (then ``--layer conv2``);
+``python benchmarks/bench_neuron_inversion.py --target tuning --layer fc2 --seed 1
+--no-label-check --settings '{"jitter": 0}'``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +55,36 @@ ROOT = Path(__file__).resolve().parent.parent
 #: INVERT settings of the demo (captum_netinv/demo.py).
 INVERT = {"formula_length": 3, "beam_size": 5, "min_fraction": 0.02, "progress": False}
 PER_UNIT, TOP_K = 32, 100
+TARGETS = ("benchmark", "tuning")
+
+
+def load_target(name: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
+    """The frozen model to invert and the verifier features of the diversity measure."""
+    if name == "benchmark":
+        lenet, mlp = load_models()
+        return lenet, lambda x: verifier_features(mlp, x)
+    from bench_inversion_protocol import frozen_target, trained
+
+    target = frozen_target("lenet5_bn")  # the cached protocol weights; fails if missing
+    verifier = trained("mlp", 1).eval()
+
+    def features(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return verifier.features(x)  # type: ignore[operator]
+
+    return target, features
+
+
+def config_tag(batch_per_unit: int | None, settings: dict[str, Any]) -> str:
+    """``default``, or the options flattened into a file-name-safe tag (``bpu4_jitter0_...``)."""
+
+    def flat(prefix: str, value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [part for key in sorted(value) for part in flat(key, value[key])]
+        return [f"{prefix}{value}"]
+
+    parts = ([f"bpu{batch_per_unit}"] if batch_per_unit is not None else []) + flat("", settings)
+    return re.sub(r"[^A-Za-z0-9._-]", "", "_".join(parts)) or "default"
 
 
 def label_checks(
@@ -61,34 +113,84 @@ def label_checks(
     return rows
 
 
-def run_layer(data: dict[str, Tensor], layer_name: str, steps: int, seed: int) -> dict[str, Any]:
-    lenet, mlp = load_models()
-    layer: nn.Module = getattr(lenet, layer_name)
-    test = data["x_test"]
-    inversion = NeuronInversion(lenet, layer, input_shape=(1, 28, 28))
-    started = time.perf_counter()
-    inversion.fit(data["x_train"], steps=steps, seed=seed, progress=True)
-    fit_seconds = time.perf_counter() - started
-    result = inversion.evaluate(
-        test, n_per_unit=PER_UNIT, top_k=TOP_K, feature_func=lambda x: verifier_features(mlp, x)
+def total_variation(images: Tensor) -> Tensor:
+    """Per image, the mean absolute difference of neighbouring pixels (high for noise)."""
+    return (
+        images.diff(dim=-1).abs().flatten(1).mean(1) + images.diff(dim=-2).abs().flatten(1).mean(1)
+    ) / 2
+
+
+def appearance(inversion: NeuronInversion, test: Tensor) -> dict[str, float]:
+    """Medians over units: total variation and mean pixel of the generated samples (seed 0, as
+    evaluate's) and of the unit's top-activating test images; a guard against diversity bought
+    with noise."""
+    count = len(inversion.neurons)
+    positions = torch.arange(count).repeat_interleave(PER_UNIT)
+    samples = inversion.attribute(
+        neuron_selector=torch.tensor(inversion.neurons)[positions], seed=0
     )
+    generated = samples.detach().cpu().view(count, PER_UNIT, -1, *samples.shape[-2:])
+    top = top_activating(inversion.unit_activations(test), TOP_K)
+    real = test[top]
+    tv_generated = torch.stack([total_variation(unit).mean() for unit in generated])
+    tv_real = torch.stack([total_variation(unit).mean() for unit in real])
+    return {
+        "tv_generated_median": float(tv_generated.median()),
+        "tv_real_top_median": float(tv_real.median()),
+        "tv_ratio_median": float((tv_generated / tv_real).median()),
+        "mean_pixel_generated_median": float(generated.flatten(2).mean(2).mean(1).median()),
+        "mean_pixel_real_top_median": float(real.flatten(2).mean(2).mean(1).median()),
+    }
+
+
+def run_label_checks(
+    data: dict[str, Tensor], model: nn.Module, layer: nn.Module, inversion: NeuronInversion
+) -> list[dict[str, Any]]:
+    """The label check of every unit's INVERT formula on the test set."""
+    test = data["x_test"]
     positions = torch.arange(len(inversion.neurons)).repeat_interleave(PER_UNIT)
     samples = inversion.attribute(
         neuron_selector=torch.tensor(inversion.neurons)[positions], seed=0
     )
     concepts, names = digit_concepts(test, data["y_test"])
-    explanations = InverseRecognition(lenet, layer).attribute(
+    explanations = InverseRecognition(model, layer).attribute(
         test, concepts, concept_names=names, **INVERT
     )
-    detectors = digit_concept_detectors(lenet, test)
+    detectors = digit_concept_detectors(model, test)
+    return label_checks(inversion, explanations, samples, test, detectors)
+
+
+def run_layer(data: dict[str, Tensor], args: argparse.Namespace) -> dict[str, Any]:
+    model, feature_func = load_target(args.target)
+    layer: nn.Module = getattr(model, args.layer)
+    test = data["x_test"]
+    inversion = NeuronInversion(model, layer, input_shape=(1, 28, 28), **args.settings)
+    units = len(inversion.neurons)  # known once input_shape is given
+    batch_size = None if args.batch_per_unit is None else args.batch_per_unit * units
+    started = time.perf_counter()
+    history = inversion.fit(
+        data["x_train"], steps=args.steps, batch_size=batch_size, seed=args.seed, progress=True
+    )
+    fit_seconds = time.perf_counter() - started
+    result = inversion.evaluate(test, n_per_unit=PER_UNIT, top_k=TOP_K, feature_func=feature_func)
     assert result.diversity_ratio is not None
+    steps_run = len(history["loss"])
     return {
-        "layer": layer_name,
+        "target": args.target,
+        "tag": args.tag,
+        "layer": args.layer,
         "units": len(inversion.neurons),
-        "steps": steps,
-        "batch_size": inversion.default_batch_size(),
-        "seed": seed,
+        "steps": args.steps,
+        "batch_size": batch_size or inversion.default_batch_size(),
+        "batch_per_unit": args.batch_per_unit,
+        "settings": args.settings,
+        "loss_weights": dict(inversion.settings.loss_weights),
+        "jitter": inversion.settings.jitter,  # the resolved settings: "default" follows the
+        "zoom": inversion.settings.zoom,  # library's defaults of the day
+        "seed": args.seed,
+        "threads": args.threads,
         "fit_seconds": fit_seconds,
+        "seconds_per_step": fit_seconds / max(steps_run, 1),
         "share_reached": result.share_reached,
         "median_over_q99": (result.median_activation / result.reference_quantile).tolist(),
         "reached": result.reached.tolist(),
@@ -96,25 +198,44 @@ def run_layer(data: dict[str, Tensor], layer_name: str, steps: int, seed: int) -
         "diversity_ratio": result.diversity_ratio.tolist(),
         "diversity_ratio_median": float(result.diversity_ratio.median()),
         "share_diversity_ge_half": float((result.diversity_ratio >= 0.5).float().mean()),
-        "label_check": label_checks(inversion, explanations, samples, test, detectors),
+        "appearance": appearance(inversion, test),
+        "label_check": None
+        if args.no_label_check
+        else run_label_checks(data, model, layer, inversion),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "mnist.npz"))
+    parser.add_argument("--target", choices=TARGETS, default="benchmark")
     parser.add_argument("--layer", choices=["fc2", "conv2", "conv1"], required=True)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-per-unit", type=int, default=None)
+    parser.add_argument("--settings", type=json.loads, default={})
+    parser.add_argument("--no-label-check", action="store_true")
+    parser.add_argument("--tag", default=None, help="config tag of the output file name")
     args = parser.parse_args()
+    if not isinstance(args.settings, dict):
+        parser.error("--settings must be a JSON object")
+    args.tag = args.tag or config_tag(args.batch_per_unit, args.settings)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     data = load_full_mnist(args.data)
-    if not (OUT / "inv_models.pt").exists():
+    if args.target == "benchmark" and not (OUT / "inv_models.pt").exists():
         print(json.dumps(train_models(data)))
-    result = run_layer(data, args.layer, args.steps, args.seed)
-    path = OUT / f"neuron_{args.layer}_s{args.seed}_{args.steps}.json"
+    result = run_layer(data, args)
+    stem = f"neuron_{args.target}_{args.layer}_s{args.seed}_{args.steps}_{args.tag}"
+    path = OUT / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1))
     summary = {k: v for k, v in result.items() if not isinstance(v, list)}
     print(json.dumps(summary, indent=1))

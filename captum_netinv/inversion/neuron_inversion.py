@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from captum_netinv.recognition import Explanations
     from captum_netinv.visualization import FigureAxes
 
-__all__ = ["NEURON_LOSS_WEIGHTS", "NEURON_STEPS", "NeuronInversion"]
+__all__ = ["NEURON_AUGMENTATION", "NEURON_LOSS_WEIGHTS", "NEURON_STEPS", "NeuronInversion"]
 
 #: Default number of fit steps (the budget of benchmarks/bench_neuron_inversion.py).
 NEURON_STEPS = 600
@@ -66,6 +66,11 @@ NEURON_STEPS = 600
 #: (:func:`~captum_netinv.inversion.neuron_target.pair_weighted`); explicit ``loss_weights``
 #: override them (tuned on conv2 / fc2 of the 5,000-digit demo LeNet-5).
 NEURON_LOSS_WEIGHTS: dict[str, float] = {"cosine_similarity": 2.0, "feature_orthogonality": 0.2}
+#: ``jitter`` and ``zoom`` when left None: no per-sample shift or zoom (unlike
+#: NetworkInversion's default): the unit is asked to fire on the generated sample itself.
+#: Chosen on a held-out tuning target (protocol LeNet-5+BN, seed 1), where the default
+#: preset's ``jitter=2, zoom=0.1`` halved the diversity ratio on fc2 (benchmarks/RESULTS.md).
+NEURON_AUGMENTATION: dict[str, Any] = {"jitter": 0, "zoom": 0.0}
 _PAIR_TERMS = ("cosine_similarity", "feature_orthogonality")
 
 
@@ -139,11 +144,16 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         ``loss_weights`` (the diversity terms default to
                         :data:`~captum_netinv.inversion.neuron_inversion.NEURON_LOSS_WEIGHTS`),
                         ``input_range``, ``input_normalization``, ``sample_with_dropout``,
-                        ``vector_scale``, ``vector_margin``, ``jitter``, ``zoom``,
+                        ``vector_scale``, ``vector_margin``, ``jitter``, ``zoom`` (both
+                        default to
+                        :data:`~captum_netinv.inversion.neuron_inversion.NEURON_AUGMENTATION`:
+                        none),
                         ``device_ids``, ``vector_encoder`` and ``matrix_encoding``.
         """
         arguments = locals()
         arguments["loss_weights"] = {**NEURON_LOSS_WEIGHTS, **(loss_weights or {})}
+        for name, value in NEURON_AUGMENTATION.items():
+            arguments[name] = value if arguments[name] is None else arguments[name]
         settings = preset_named(preset).settings(**{n: arguments[n] for n in SETTING_NAMES})
         if not isinstance(layer, nn.Module):
             raise TypeError(f"`layer` must be an nn.Module of the model, got {excerpt(layer)}")

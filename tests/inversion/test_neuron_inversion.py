@@ -187,6 +187,14 @@ def test_bad_construction_arguments(small_cnn: nn.Module) -> None:
         NeuronInversion(small_cnn, "hidden")  # type: ignore[arg-type]
 
 
+def test_no_shift_or_zoom_unless_asked(small_cnn: nn.Module) -> None:
+    plain = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    assert (plain.settings.jitter, plain.settings.zoom) == (0, 0.0)
+    assert NetworkInversion(small_cnn, input_shape=SHAPE).settings.jitter > 0  # the class default
+    asked = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE, jitter=2, zoom=0.1)
+    assert (asked.settings.jitter, asked.settings.zoom) == (2, 0.1)
+
+
 def test_save_and_load_round_trip(fitted_units, small_cnn: nn.Module, tmp_path: Path) -> None:
     path = str(tmp_path / "units.pt")
     fitted_units.save(path)
