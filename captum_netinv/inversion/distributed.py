@@ -38,9 +38,11 @@ from captum_netinv._utils import MAX_SEED, check_positive_int, modules_of
 from captum_netinv.inversion.checkpoint import FitCheckpoint, write_atomically
 from captum_netinv.inversion.conditioning import ConditioningBatch
 from captum_netinv.inversion.losses import (
+    Similarity,
     batchnorm_distance,
     cosine_similarity,
     feature_orthogonality,
+    pairwise_cosine,
 )
 
 __all__ = [
@@ -213,6 +215,7 @@ def global_batch_terms(
     batchnorm_inputs: Sequence[tuple[nn.modules.batchnorm._BatchNorm, Tensor]],
     weights: Mapping[str, float],
     group: _ProcessGroup | None,
+    similarity: Similarity = pairwise_cosine,
 ) -> dict[str, Tensor]:
     r"""
     The batch-level loss terms (:data:`GLOBAL_BATCH_TERMS`) with a positive weight, computed on
@@ -225,6 +228,8 @@ def global_batch_terms(
         batchnorm_inputs (list): ``(layer, input)`` pairs recorded on this rank.
         weights (Mapping[str, float]): Weight of each term; terms of weight 0 are left out.
         group (ProcessGroup, optional): The fit's group; None for one process.
+        similarity (Callable, optional): The diversity terms' cosine matrix of the gathered
+                    features. Default: :func:`~captum_netinv.inversion.losses.pairwise_cosine`
 
     Returns:
         *dict* mapping term name to a scalar tensor.
@@ -241,9 +246,9 @@ def global_batch_terms(
     if diverse:
         every = gathered.pop(0).flatten(0, 1)
         if "cosine_similarity" in wanted:
-            terms["cosine_similarity"] = cosine_similarity(every)
+            terms["cosine_similarity"] = cosine_similarity(every, similarity)
         if "feature_orthogonality" in wanted:
-            terms["feature_orthogonality"] = feature_orthogonality(every)
+            terms["feature_orthogonality"] = feature_orthogonality(every, similarity)
     if records:
         terms["batchnorm_statistics"] = torch.stack(
             [

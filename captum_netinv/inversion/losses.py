@@ -7,7 +7,7 @@ range, BatchNorm running-statistics matching as in DeepInversion).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -26,8 +26,10 @@ __all__ = [
     "cosine_similarity",
     "cross_entropy",
     "feature_orthogonality",
+    "Similarity",
     "inversion_loss_terms",
     "kl_divergence",
+    "pairwise_cosine",
     "pixel_norm",
     "pixel_range",
     "record_batchnorm_inputs",
@@ -96,18 +98,29 @@ def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits, targets)
 
 
-def _cosine_matrix(features: Tensor) -> Tensor:
+#: ``features -> (B, B)`` cosine similarities of every pair of samples.
+Similarity = Callable[[Tensor], Tensor]
+
+
+def pairwise_cosine(features: Tensor) -> Tensor:
+    r"""
+    ``(B, B)`` cosine similarities of the rows of ``(B, ...)`` ``features`` (flattened per
+    sample): the matrix the diversity terms are computed from.
+    """
     unit = F.normalize(features.flatten(1), dim=1, eps=1e-8)
     return unit @ unit.T
 
 
-def cosine_similarity(features: Tensor) -> Tensor:
+def cosine_similarity(features: Tensor, similarity: Similarity = pairwise_cosine) -> Tensor:
     r"""
     Mean cosine similarity over all pairs ``i != j`` of the batch's ``features``; minimising it
     spreads the generated samples apart in the classifier's feature space.
 
     Args:
         features (Tensor): ``(B, ...)`` features, flattened per sample; ``B >= 2``.
+        similarity (Callable, optional): ``features -> (B, B)`` cosine matrix; a model view
+                    whose features have a structure may compute it faster. Default:
+                    :func:`pairwise_cosine`
 
     Returns:
         *Tensor*, a scalar in [-1, 1].
@@ -115,24 +128,25 @@ def cosine_similarity(features: Tensor) -> Tensor:
     count = features.shape[0]
     if count < 2:
         raise ValueError(f"pairwise similarity needs a batch of at least 2, got {count}")
-    similarity = _cosine_matrix(features)
-    return (similarity.sum() - similarity.diagonal().sum()) / (count * (count - 1))
+    matrix = similarity(features)
+    return (matrix.sum() - matrix.diagonal().sum()) / (count * (count - 1))
 
 
-def feature_orthogonality(features: Tensor) -> Tensor:
+def feature_orthogonality(features: Tensor, similarity: Similarity = pairwise_cosine) -> Tensor:
     r"""
     ``||F F^T - I||^2 / B^2`` with ``F`` the row-normalised ``(B, D)`` features: zero when the
     samples' features are mutually orthogonal.
 
     Args:
         features (Tensor): ``(B, ...)`` features, flattened per sample.
+        similarity (Callable, optional): As for :func:`cosine_similarity`.
 
     Returns:
         *Tensor*, a scalar >= 0.
     """
-    similarity = _cosine_matrix(features)
-    identity = torch.eye(len(similarity), device=similarity.device, dtype=similarity.dtype)
-    return (similarity - identity).pow(2).sum() / len(similarity) ** 2
+    matrix = similarity(features)
+    identity = torch.eye(len(matrix), device=matrix.device, dtype=matrix.dtype)
+    return (matrix - identity).pow(2).sum() / len(matrix) ** 2
 
 
 def total_variation(images: Tensor) -> Tensor:
@@ -242,6 +256,7 @@ def inversion_loss_terms(
     input_range: tuple[float, float],
     batchnorm_inputs: list[tuple[nn.modules.batchnorm._BatchNorm, Tensor]] | None = None,
     model_inputs: Tensor | None = None,
+    similarity: Similarity = pairwise_cosine,
 ) -> dict[str, Tensor]:
     r"""
     The loss terms with a positive weight, unweighted: class terms on ``logits``, diversity
@@ -260,14 +275,18 @@ def inversion_loss_terms(
                     :func:`record_batchnorm_inputs`.
         model_inputs (Tensor, optional): ``images`` in the model's (normalised) input space,
                     for the l2 prior. Default: ``images``.
+        similarity (Callable, optional): The diversity terms' cosine matrix of ``features``
+                    (:meth:`TargetModel.pairwise_cosine
+                    <captum_netinv.inversion.target_model.TargetModel.pairwise_cosine>`).
+                    Default: :func:`pairwise_cosine`
 
     Returns:
         *dict* mapping term name to a scalar tensor.
     """
     available = {
         "cross_entropy": lambda: cross_entropy(logits, conditioning.targets),
-        "cosine_similarity": lambda: cosine_similarity(features),
-        "feature_orthogonality": lambda: feature_orthogonality(features),
+        "cosine_similarity": lambda: cosine_similarity(features, similarity),
+        "feature_orthogonality": lambda: feature_orthogonality(features, similarity),
         "total_variation": lambda: total_variation(images),
         "pixel_range": lambda: pixel_range(images, *input_range),
         "pixel_norm": lambda: pixel_norm(images if model_inputs is None else model_inputs),

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from captum_netinv._activations import forward_with_layer, iterate_batches
 from captum_netinv._utils import eval_mode, model_device, modules_of
+from captum_netinv.inversion.losses import pairwise_cosine
 from captum_netinv.inversion.settings import Normalization, to_model_space
 
 __all__ = ["SAMPLE_BATCH_SIZE", "TargetModel", "default_layer", "num_classes_of_output"]
@@ -76,6 +77,11 @@ class TargetModel:
         r"""Logits and flattened features of one batch, in the autograd graph."""
         logits, features = self.output_and_layer(model_inputs)
         return logits, features.flatten(1)
+
+    def pairwise_cosine(self, features: Tensor) -> Tensor:
+        r"""``(B, B)`` cosine matrix of :meth:`logits_and_features`' features, from which the
+        diversity terms are computed (:func:`~captum_netinv.inversion.losses.pairwise_cosine`)."""
+        return pairwise_cosine(features)
 
     def evaluated(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
         r"""Logits and features of any number of samples, in eval mode, batched, on the CPU."""

@@ -111,9 +111,14 @@ def _loss_terms(
         settings.input_range,
         norm_inputs,
         model_inputs,
+        model.pairwise_cosine,
     )
     if group is not None:
-        terms.update(global_batch_terms(features, norm_inputs, settings.loss_weights, group))
+        terms.update(
+            global_batch_terms(
+                features, norm_inputs, settings.loss_weights, group, model.pairwise_cosine
+            )
+        )
     return terms, logits
 
 

@@ -269,9 +269,12 @@ def _label_products(left: Tensor, labels: Tensor) -> Tensor:
     """
     count, concepts = labels.shape
     out = torch.zeros(left.shape[0], concepts, dtype=torch.float64, device=left.device)
-    rows = max(1, _LABEL_BLOCK_BYTES // (8 * max(1, concepts)))
+    rows = min(count, max(1, _LABEL_BLOCK_BYTES // (8 * max(1, concepts))))
+    # one buffer for every block: a fresh allocation per block costs more than the conversion
+    buffer = torch.empty(rows, concepts, dtype=torch.float64, device=left.device)
     for start in range(0, count, rows):
-        block = labels[start : start + rows].to(torch.float64)
+        block = buffer[: min(rows, count - start)]
+        block.copy_(labels[start : start + rows])
         out.addmm_(left[:, start : start + rows], block)
     return out
 

@@ -187,6 +187,25 @@ def test_bad_construction_arguments(small_cnn: nn.Module) -> None:
         NeuronInversion(small_cnn, "hidden")  # type: ignore[arg-type]
 
 
+def test_per_block_cosines_equal_the_kronecker_product_and_its_gradient(
+    fitted_units, digits8
+) -> None:
+    from captum_netinv.inversion.losses import cosine_similarity, feature_orthogonality
+
+    model = fitted_units._neuron_view()
+    images = digits8[0][:40].clone().requires_grad_(True)
+    _, features = model.logits_and_features(images)
+    owners = features.view(40, len(model.neurons), -1).abs().sum(2).argmax(1)
+    assert len(set(owners.tolist())) > 2  # several blocks, so that cross-block zeros matter
+    for term in (cosine_similarity, feature_orthogonality):
+        fast = term(features, model.pairwise_cosine)
+        (fast_grad,) = torch.autograd.grad(fast, images, retain_graph=True)
+        dense = term(features)  # the generic (B, K D) product
+        (dense_grad,) = torch.autograd.grad(dense, images, retain_graph=True)
+        torch.testing.assert_close(fast, dense)
+        torch.testing.assert_close(fast_grad, dense_grad)
+
+
 def test_no_shift_or_zoom_unless_asked(small_cnn: nn.Module) -> None:
     plain = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
     assert (plain.settings.jitter, plain.settings.zoom) == (0, 0.0)
