@@ -144,16 +144,13 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         ``loss_weights`` (the diversity terms default to
                         :data:`~captum_netinv.inversion.neuron_inversion.NEURON_LOSS_WEIGHTS`),
                         ``input_range``, ``input_normalization``, ``sample_with_dropout``,
-                        ``vector_scale``, ``vector_margin``, ``jitter``, ``zoom`` (both
-                        default to
-                        :data:`~captum_netinv.inversion.neuron_inversion.NEURON_AUGMENTATION`:
-                        none),
+                        ``vector_scale``, ``vector_margin``, ``jitter`` and ``zoom`` (none:
+                        :data:`~captum_netinv.inversion.neuron_inversion.NEURON_AUGMENTATION`),
                         ``device_ids``, ``vector_encoder`` and ``matrix_encoding``.
         """
         arguments = locals()
         arguments["loss_weights"] = {**NEURON_LOSS_WEIGHTS, **(loss_weights or {})}
-        for name, value in NEURON_AUGMENTATION.items():
-            arguments[name] = value if arguments[name] is None else arguments[name]
+        arguments.update({k: v for k, v in NEURON_AUGMENTATION.items() if arguments[k] is None})
         settings = preset_named(preset).settings(**{n: arguments[n] for n in SETTING_NAMES})
         if not isinstance(layer, nn.Module):
             raise TypeError(f"`layer` must be an nn.Module of the model, got {excerpt(layer)}")
