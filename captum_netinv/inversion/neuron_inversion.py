@@ -72,6 +72,8 @@ NEURON_LOSS_WEIGHTS: dict[str, float] = {"cosine_similarity": 2.0, "feature_orth
 #: preset's ``jitter=2, zoom=0.1`` halved the diversity ratio on fc2 (benchmarks/RESULTS.md).
 NEURON_AUGMENTATION: dict[str, Any] = {"jitter": 0, "zoom": 0.0}
 _PAIR_TERMS = ("cosine_similarity", "feature_orthogonality")
+#: Samples of every unit in the default batch of a step.
+_SAMPLES_PER_UNIT = 3
 
 
 class NeuronInversion(_InversionBase, NeuronAttribution):
@@ -230,11 +232,12 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
     def default_batch_size(self) -> int:
         r"""
-        ``max(64, 2 K)`` rounded up to a multiple of the ``K`` fitted units: every unit at
-        least twice per step, so that the diversity terms see pairs of each unit.
+        ``max(64, 3 K)`` rounded up to a multiple of the ``K`` fitted units: every unit at
+        least three times per step, so that the diversity terms see three pairs of each unit
+        (chosen on a held-out model over two: more diverse samples, benchmarks/RESULTS.md).
         """
         count = len(self._neuron_view().neurons)
-        return math.ceil(max(DEFAULT_BATCH_SIZE, 2 * count) / count) * count
+        return math.ceil(max(DEFAULT_BATCH_SIZE, _SAMPLES_PER_UNIT * count) / count) * count
 
     def fit(
         self,
