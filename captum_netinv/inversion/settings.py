@@ -196,8 +196,12 @@ SETTING_NAMES: tuple[str, ...] = tuple(item.name for item in dataclasses.fields(
 
 
 def _check_number(value: object, name: str, expected: str, test: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """A ``TypeError`` for a value that is not a number, a ``ValueError`` for a number that is
+    not finite or fails ``test``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a finite number {expected}, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number {expected}, got {value!r}")
     if not test(float(value)):
         raise ValueError(f"`{name}` must be {expected}, got {value}")
 

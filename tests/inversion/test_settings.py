@@ -69,6 +69,15 @@ def test_bad_settings_are_refused(changes: dict, message: str) -> None:
         InversionSettings(**changes)
 
 
+def test_a_wrong_type_is_a_type_error_and_a_wrong_number_a_value_error() -> None:
+    for value in ("0.5", True, None):
+        with pytest.raises(TypeError, match="`dropout` must be a finite number"):
+            InversionSettings(dropout=value)  # type: ignore[arg-type]
+    for value in (float("nan"), float("inf"), 1.5):
+        with pytest.raises(ValueError, match="`dropout` must be"):
+            InversionSettings(dropout=value)
+
+
 def test_normalization_helpers_invert_each_other() -> None:
     settings = InversionSettings(input_normalization=([0.5, 0.4, 0.3], [0.2, 0.25, 0.5]))
     normalization = normalization_tensors(settings, 3)
