@@ -20,6 +20,7 @@ from torch import nn
 __all__ = [
     "MAX_SEED",
     "check_forward_func",
+    "check_int",
     "check_layer_in_model",
     "check_positive_int",
     "check_positive_number",
@@ -155,13 +156,20 @@ def model_device(forward_func: Callable) -> torch.device:
     return torch.device("cpu")
 
 
+def check_int(value: object, name: str, expected: str = "an int") -> int:
+    r"""``value`` as an ``int`` if it is an integer (numpy's too, not a bool), else a
+    ``TypeError`` saying that ``name`` must be ``expected``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be {expected}, got {excerpt(value)}")
+    return int(value)
+
+
 def check_positive_int(value: object, name: str) -> int:
     r"""``value`` as an ``int`` if it is an integer (numpy's too) >= 1, else raises naming it."""
-    if isinstance(value, (bool, torch.Tensor)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int >= 1, got {excerpt(value)}")
-    if value < 1:
+    number = check_int(value, name, "an int >= 1")
+    if number < 1:
         raise ValueError(f"`{name}` must be >= 1, got {value}")
-    return int(value)
+    return number
 
 
 def check_positive_number(value: object, name: str) -> float:
@@ -185,11 +193,10 @@ def check_seed(seed: object, name: str = "seed") -> int | None:
     r"""``seed`` as an ``int`` in ``[0, 2**63)``, or None; else raises naming ``name``."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int in [0, 2**63) or None, got {excerpt(seed)}")
-    if not 0 <= int(seed) < MAX_SEED:
+    number = check_int(seed, name, "an int in [0, 2**63) or None")
+    if not 0 <= number < MAX_SEED:
         raise ValueError(f"`{name}` must be in [0, 2**63), got {excerpt(seed)}")
-    return int(seed)
+    return number
 
 
 @contextmanager

@@ -7,7 +7,6 @@ and the fit's orchestration (resume, random streams, checkpoints); the Captum cl
 from __future__ import annotations
 
 import copy
-import numbers
 import os
 import random
 import warnings
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 
 from captum_netinv._utils import (
     check_forward_func,
+    check_int,
     check_layer_in_model,
     check_positive_int,
     check_positive_number,
@@ -370,10 +370,8 @@ class _InversionBase(LayerAttribution):
     ) -> FitCheckpoint | None:
         if path is None or not os.path.exists(path):
             return None
-        arguments = {"seed": seed, "batch_size": batch_size, "lr": lr}
-        return check_resumable(
-            read_checkpoint(path), path, self._fingerprint(), self._config(), arguments
-        )
+        state, arguments = read_checkpoint(path), {"seed": seed, "batch_size": batch_size, "lr": lr}
+        return check_resumable(state, path, self._fingerprint(), self._config(), arguments)
 
     def _restore_fit(
         self,
@@ -404,8 +402,7 @@ class _InversionBase(LayerAttribution):
                 stacklevel=3,
             )
             desc = f"NetworkInversion fit (first {caller} call)"
-            # fit()'s defaults: inputs, the default budget (steps, batch, lr), progress bar, no
-            # checkpoint (path, every), a random seed, no callback
+            # fit()'s defaults: budget, progress bar, no checkpoint, random seed, no callback
             budget = (DEFAULT_STEPS, DEFAULT_BATCH_SIZE, DEFAULT_LR)
             self._run_fit(None, *budget, True, None, 100, None, None, extra_args, desc)
         return model
@@ -436,12 +433,9 @@ class _InversionBase(LayerAttribution):
         seed: int | None,
     ) -> Concept:
         r""":meth:`NetworkInversion.as_concept`: the draw as a concept with an id of its own."""
-        if not isinstance(target, numbers.Integral) or isinstance(target, bool):
-            raise TypeError(f"`target` must be an int class index, got {excerpt(target)}")
-        if concept_id is not None and (
-            not isinstance(concept_id, numbers.Integral) or isinstance(concept_id, bool)
-        ):
-            raise TypeError(f"`concept_id` must be an int, got {excerpt(concept_id)}")
+        check_int(target, "target", "an int class index")
+        if concept_id is not None:
+            check_int(concept_id, "concept_id")
         check_positive_int(batch_size, "batch_size")
         samples = self.attribute(target=int(target), n_samples=n_samples, seed=seed).detach()
         assert self.generator is not None
@@ -467,6 +461,14 @@ class _InversionBase(LayerAttribution):
         return to_pixel_space(inputs, model.normalization)
 
     @classmethod
+    def _saved_arguments(cls, config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> Any:
+        r"""Constructor arguments a saved file gives besides those every inversion has."""
+        return {"num_classes": fingerprint["num_classes"]}
+
+    def _restored(self, config: Mapping[str, Any]) -> None:
+        r"""Sets what a saved ``config`` holds besides the generator and history: nothing here."""
+
+    @classmethod
     def _restore(
         cls,
         path: str,
@@ -485,11 +487,12 @@ class _InversionBase(LayerAttribution):
             InversionSettings.from_dict(config),
             layer=layer,
             input_shape=tuple(fingerprint["input_shape"]),
-            num_classes=fingerprint["num_classes"],
             generator=generator,
             attribute_to_layer_input=config["attribute_to_layer_input"],
             device_ids=device_ids,
+            **cls._saved_arguments(config, fingerprint),
         )
+        inversion._restored(config)
         inversion._ensure_generator().load_state_dict(state["generator"])
         inversion.history = {key: list(values) for key, values in state["history"].items()}
         inversion.steps_trained = int(state["steps_trained"])

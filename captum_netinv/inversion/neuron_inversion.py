@@ -21,15 +21,13 @@ from torch import Tensor, nn
 
 from captum_netinv._activations import reduce_activations
 from captum_netinv._utils import (
-    check_forward_func,
     check_positive_int,
     check_positive_number,
     eval_mode,
     excerpt,
-    single_module,
 )
 from captum_netinv.inversion.base import _InversionBase
-from captum_netinv.inversion.checkpoint import read_saved_inversion, write_atomically
+from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.generator import VectorEncoder
 from captum_netinv.inversion.neuron_evaluation import NeuronEvaluation, evaluate_neurons
@@ -48,7 +46,6 @@ from captum_netinv.inversion.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
     SETTING_NAMES,
-    InversionSettings,
     normalization_tensors,
 )
 from captum_netinv.inversion.target_model import TargetModel
@@ -448,28 +445,15 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         Returns:
             :class:`NeuronInversion`, fitted.
         """
-        check_forward_func(model, "model")
-        state = read_saved_inversion(path, model, generator is not None, cls.__name__)
-        config, fingerprint = state["config"], state["fingerprint"]
-        if layer is None and config["layer"] is not None:
-            layer = single_module(model).get_submodule(config["layer"])
-        inversion = cls._from_settings(
-            model,
-            InversionSettings.from_dict(config),
-            layer=layer,
-            neurons=config["neurons"],
-            neuron_reduction=config["neuron_reduction"],
-            input_shape=tuple(fingerprint["input_shape"]),
-            generator=generator,
-            attribute_to_layer_input=config["attribute_to_layer_input"],
-            device_ids=device_ids,
-        )
-        inversion._ensure_input_shape(None)
-        inversion._set_statistics(UnitStatistics.from_dict(config["unit_statistics"]))
-        inversion._ensure_generator().load_state_dict(state["generator"])
-        inversion.history = {key: list(values) for key, values in state["history"].items()}
-        inversion.steps_trained = int(state["steps_trained"])
-        return inversion
+        return cls._restore(path, model, generator, layer, device_ids)
+
+    @classmethod
+    def _saved_arguments(cls, config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> Any:
+        return {"neurons": config["neurons"], "neuron_reduction": config["neuron_reduction"]}
+
+    def _restored(self, config: Mapping[str, Any]) -> None:
+        self._ensure_input_shape(None)
+        self._set_statistics(UnitStatistics.from_dict(config["unit_statistics"]))
 
     def visualize(
         self,
