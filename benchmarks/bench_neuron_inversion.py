@@ -18,6 +18,9 @@ Targets (``--target``):
   LeNet-5 with BatchNorm (bench_inversion_protocol.py, cached ``model_lenet5_bn_seed0.pt``,
   never retrained here) with diversity measured in the features (``model.features``) of the
   protocol's VerifierMLP seed 1 (``model_mlp_seed1.pt``); same layers, samples and measures.
+* ``fresh``: a second held-out check, fixed in round 5 after the benchmark had been looked at
+  (RESULTS.md): the protocol's plain LeNet-5 (``model_lenet5_seed0.pt``) with diversity in the
+  features of the protocol's VerifierMLP seed 0; never tune on it.
 
 Options for tuning runs: ``--batch-per-unit N`` fits with a batch of N samples per unit (default:
 the inversion's default batch), ``--settings JSON`` passes extra NeuronInversion constructor
@@ -55,7 +58,9 @@ ROOT = Path(__file__).resolve().parent.parent
 #: INVERT settings of the demo (captum_netinv/demo.py).
 INVERT = {"formula_length": 3, "beam_size": 5, "min_fraction": 0.02, "progress": False}
 PER_UNIT, TOP_K = 32, 100
-TARGETS = ("benchmark", "tuning")
+TARGETS = ("benchmark", "tuning", "fresh")
+#: The protocol's (target, verifier seed) of the held-out targets (bench_inversion_protocol.py).
+_PROTOCOL_TARGETS = {"tuning": ("lenet5_bn", 1), "fresh": ("lenet5", 0)}
 
 
 def load_target(name: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
@@ -65,8 +70,9 @@ def load_target(name: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
         return lenet, lambda x: verifier_features(mlp, x)
     from bench_inversion_protocol import frozen_target, trained
 
-    target = frozen_target("lenet5_bn")  # the cached protocol weights; fails if missing
-    verifier = trained("mlp", 1).eval()
+    target_name, verifier_seed = _PROTOCOL_TARGETS[name]
+    target = frozen_target(target_name)  # the cached protocol weights; fails if missing
+    verifier = trained("mlp", verifier_seed).eval()
 
     def features(x: Tensor) -> Tensor:
         with torch.no_grad():

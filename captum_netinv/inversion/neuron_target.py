@@ -92,7 +92,8 @@ class NeuronTarget(TargetModel):
     ``neurons[k]``'s reduced activation standardized as ``(a - center) / scale`` (``center``:
     its 99th percentile on reference inputs), the last column a constant 0. Cross-entropy to
     unit ``k`` thus asks the unit both to beat the other chosen units and to exceed its own
-    99th percentile; the features are the layer's whole (flattened) output.
+    99th percentile; the diversity terms' features are compared within a unit only
+    (:meth:`logits_and_features`, :meth:`pairwise_cosine`).
 
     Attributes:
         neurons (tuple[int, ...]): The chosen units (indices of the reduced layer output).
@@ -123,12 +124,15 @@ class NeuronTarget(TargetModel):
 
     def logits_and_features(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
         r"""
-        ``(B, K + 1)`` scores (see the class) and the diversity terms' features of one batch:
-        each sample's layer output (centred on the reference channel means, without the
-        channel of the unit it drives most, which would dominate every direction) joined to
-        its centred input, each part of unit length (average-pooled where wide), placed in
-        the block of that unit (a Kronecker layout), so that pairwise terms compare samples
-        of the same unit only (samples of different units are orthogonal by construction).
+        ``(B, K + 1)`` scores (see the class) and the diversity terms' features of one batch,
+        ``(B, 1 + D)``: column 0 the position of the unit the sample drives most (its
+        *block*, no gradient), then the sample's layer output (centred on the reference
+        channel means, without that unit's channel, which would dominate every direction)
+        joined to its centred input, each part of unit length (average-pooled where wide).
+        :meth:`pairwise_cosine` reads them as the Kronecker layout ``(B, K D)`` in which each
+        sample's features sit in its block's ``D`` columns, so that pairwise terms compare
+        samples of the same unit only (samples of different units are orthogonal), without
+        building that ``K`` times wider tensor.
         """
         values = self.layer_output(model_inputs)
         units = reduce_activations(values, self.reduction)[:, list(self.neurons)]
@@ -155,20 +159,18 @@ class NeuronTarget(TargetModel):
             ],
             dim=1,
         )
-        placement = F.one_hot(owner, count).to(features.dtype)
-        blocks = (placement.unsqueeze(2) * features.unsqueeze(1)).flatten(1)
-        return torch.cat([scores, threshold], dim=1), blocks
+        blocks = owner.unsqueeze(1).to(features.dtype)
+        return torch.cat([scores, threshold], dim=1), torch.cat([blocks, features], dim=1)
 
     def pairwise_cosine(self, features: Tensor) -> Tensor:
         r"""
-        The cosine matrix of :meth:`logits_and_features`' Kronecker features without their
-        ``(B, B, K D)`` product: the cosines of each sample's own block, zero between samples
-        of different blocks; equal to the product up to rounding, ``K`` times cheaper.
+        The ``(B, B)`` cosine matrix of :meth:`logits_and_features`' features in their
+        Kronecker layout: the cosine of two samples' features where they share a block, 0
+        where they do not (their blocks are orthogonal).
         """
-        blocks = features.view(len(features), len(self.neurons), -1)
-        owner = blocks.detach().abs().sum(dim=2).argmax(dim=1)
-        own = F.normalize(blocks[torch.arange(len(blocks), device=owner.device), owner], eps=1e-8)
-        return (own @ own.T) * (owner.unsqueeze(1) == owner.unsqueeze(0)).to(own.dtype)
+        block = features[:, 0].detach().round()
+        own = F.normalize(features[:, 1:], eps=1e-8)
+        return (own @ own.T) * (block.unsqueeze(1) == block.unsqueeze(0)).to(own.dtype)
 
     def measured(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
         r"""Unit activations and features of any number of samples, batched, on the CPU."""

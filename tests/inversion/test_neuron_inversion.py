@@ -194,13 +194,16 @@ def test_per_block_cosines_equal_the_kronecker_product_and_its_gradient(
 
     model = fitted_units._neuron_view()
     images = digits8[0][:40].clone().requires_grad_(True)
-    _, features = model.logits_and_features(images)
-    owners = features.view(40, len(model.neurons), -1).abs().sum(2).argmax(1)
+    scores, features = model.logits_and_features(images)
+    owners = scores[:, :-1].argmax(1)  # the unit each sample drives most is its block
+    assert torch.equal(features[:, 0], owners.float())
     assert len(set(owners.tolist())) > 2  # several blocks, so that cross-block zeros matter
+    placement = torch.nn.functional.one_hot(owners, len(model.neurons)).float()
+    kronecker = (placement.unsqueeze(2) * features[:, 1:].unsqueeze(1)).flatten(1)
     for term in (cosine_similarity, feature_orthogonality):
         fast = term(features, model.pairwise_cosine)
         (fast_grad,) = torch.autograd.grad(fast, images, retain_graph=True)
-        dense = term(features)  # the generic (B, K D) product
+        dense = term(kronecker)  # the generic product of the (B, K D) layout
         (dense_grad,) = torch.autograd.grad(dense, images, retain_graph=True)
         torch.testing.assert_close(fast, dense)
         torch.testing.assert_close(fast_grad, dense_grad)
