@@ -55,6 +55,7 @@ __all__ = [
     "frozen_parameters",
     "gather_rows",
     "global_batch_terms",
+    "identical_on_ranks",
     "local_batch_size",
     "mean_over_ranks",
     "rank_of",
@@ -278,6 +279,20 @@ def agree(flag: bool, group: _ProcessGroup | None, device: torch.device) -> bool
     vote = torch.tensor([int(flag)], device=device)
     dist.all_reduce(vote, op=dist.ReduceOp.MAX, group=group)
     return bool(vote.item())
+
+
+def identical_on_ranks(values: Tensor, group: _ProcessGroup | None, device: torch.device) -> bool:
+    r"""
+    True on every rank when ``values`` (the same shape on each rank) are equal on all ranks of
+    ``group`` (always with no group): their maximum and minimum over the ranks coincide.
+    """
+    if group is None:
+        return True
+    high = values.detach().flatten().double().to(device).clone()
+    low = -high
+    dist.all_reduce(high, op=dist.ReduceOp.MAX, group=group)
+    dist.all_reduce(low, op=dist.ReduceOp.MAX, group=group)
+    return torch.equal(high, -low)
 
 
 @contextmanager

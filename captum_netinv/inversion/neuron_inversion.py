@@ -25,10 +25,12 @@ from captum_netinv._utils import (
     check_positive_number,
     eval_mode,
     excerpt,
+    model_device,
 )
 from captum_netinv.inversion.base import _InversionBase
 from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
+from captum_netinv.inversion.distributed import fit_group, identical_on_ranks
 from captum_netinv.inversion.generator import VectorEncoder
 from captum_netinv.inversion.neuron_evaluation import NeuronEvaluation, evaluate_neurons
 from captum_netinv.inversion.neuron_target import (
@@ -70,7 +72,7 @@ NEURON_LOSS_WEIGHTS: dict[str, float] = {"cosine_similarity": 2.0, "feature_orth
 NEURON_AUGMENTATION: dict[str, Any] = {"jitter": 0, "zoom": 0.0}
 _PAIR_TERMS = ("cosine_similarity", "feature_orthogonality")
 #: Samples of every unit in the default batch of a step.
-_SAMPLES_PER_UNIT = 3
+_SAMPLES_PER_UNIT = 4
 
 
 class NeuronInversion(_InversionBase, NeuronAttribution):
@@ -229,8 +231,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
     def default_batch_size(self) -> int:
         r"""
-        ``max(64, 3 K)`` rounded up to a multiple of the ``K`` fitted units: every unit at
-        least three times per step, so that the diversity terms see three pairs of each unit
+        ``max(64, 4 K)`` rounded up to a multiple of the ``K`` fitted units: every unit at
+        least four times per step, so that the diversity terms see six pairs of each unit
         (chosen on a held-out model over two: more diverse samples, benchmarks/RESULTS.md).
         """
         count = len(self._neuron_view().neurons)
@@ -248,6 +250,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         seed: int | None = None,
         callback: StepCallback | None = None,
         additional_forward_args: Any = None,
+        process_group: Any = None,
+        autocast: str | None = None,
     ) -> History:
         r"""
         Measures each unit's 99th percentile and standard deviation on ``inputs`` (real
@@ -265,7 +269,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         units. Default: :meth:`default_batch_size`
             lr (float, optional): Adam learning rate, as in NetworkInversion.fit; so are
                         ``progress``, ``checkpoint_path``, ``checkpoint_every``, ``seed``,
-                        ``callback`` and ``additional_forward_args``.
+                        ``callback``, ``additional_forward_args``, ``process_group`` and
+                        ``autocast``. On several ranks every rank must pass the same
+                        ``inputs`` (the statistics are compared; a ``ValueError`` otherwise).
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step of each loss term,
@@ -293,7 +299,15 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             if inputs is not None
             else model.to_model_space(noise_reference(self.input_shape, self.settings.input_range))
         )
-        self._set_statistics(unit_statistics(model, reference))
+        statistics = unit_statistics(model, reference)
+        group = fit_group(process_group, batch_size, autocast)
+        if not identical_on_ranks(statistics.flat(), group, model_device(self.forward_func)):
+            raise ValueError(
+                "`inputs` differ between the ranks: a distributed NeuronInversion fit measures "
+                "the units' 99th percentiles and scales on its reference inputs, and every rank "
+                "must pass the same ones (the whole reference set, not a shard)"
+            )
+        self._set_statistics(statistics)
         self.settings = pair_weighted(self._declared_settings, batch_size, count, _PAIR_TERMS)
         try:
             return self._run_fit(
@@ -308,6 +322,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                 callback,
                 additional_forward_args,
                 desc="NeuronInversion fit",
+                process_group=process_group,
+                autocast=autocast,
             )
         finally:
             self.settings = self._declared_settings

@@ -73,6 +73,10 @@ class UnitStatistics:
     feature_mean: Tensor
     input_mean: Tensor
 
+    def flat(self) -> Tensor:
+        r"""All the statistics in one 1-D tensor (to compare them)."""
+        return torch.cat([getattr(self, key).flatten() for key in _STATISTICS])
+
     def to_dict(self) -> dict[str, list[float]]:
         r"""Plain lists, as saved files hold them."""
         return {key: getattr(self, key).tolist() for key in _STATISTICS}

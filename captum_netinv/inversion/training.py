@@ -72,10 +72,14 @@ class NonFiniteLossError(ValueError):
         self.step = step
 
 
-def balanced_targets(batch_size: int, num_classes: int, rng: torch.Generator) -> Tensor:
+def balanced_targets(
+    batch_size: int, num_classes: int, rng: torch.Generator, offset: int = 0
+) -> Tensor:
     r"""A shuffled batch of classes, each class appearing ``batch_size // num_classes`` times
-    or once more."""
-    return torch.randperm(batch_size, generator=rng) % num_classes
+    or once more: positions ``offset, ..., offset + batch_size - 1`` of a batch that cycles
+    through the classes. Ranks that draw consecutive slices of a global batch (``offset`` the
+    rank times its share) hold together that balance over the global batch."""
+    return (torch.randperm(batch_size, generator=rng) + offset) % num_classes
 
 
 def _loss_terms(
@@ -176,9 +180,11 @@ def _draw(
     num_classes: int,
     rng: torch.Generator,
     device: torch.device,
+    offset: int = 0,
 ) -> tuple[ConditioningBatch, Tensor]:
-    r"""One step's conditioning and latent codes, drawn from ``rng`` and moved to ``device``."""
-    targets = balanced_targets(batch_size, num_classes, rng)
+    r"""One step's conditioning and latent codes of the global batch's rows from ``offset``,
+    drawn from ``rng`` and moved to ``device``."""
+    targets = balanced_targets(batch_size, num_classes, rng, offset)
     condition = settings.draw_condition(targets, num_classes, rng)
     z = latent_codes(batch_size, settings.latent_dim, rng)
     return condition_to_device(condition, device), to_device(z, device)
@@ -251,7 +257,7 @@ def train_generator(
     """
     device = model_device(model.forward_func)
     group = fit_group(process_group, batch_size, autocast)
-    share = local_batch_size(batch_size, group)
+    share, rank = local_batch_size(batch_size, group), rank_of(group)
     norms = _prior_layers(model, settings)
     done = start
     generator.train()
@@ -260,10 +266,10 @@ def train_generator(
         eval_mode(model.forward_func),
         frozen_parameters(model.forward_func, generator),
         wrap_generator(generator, group) as runner,
-        tqdm(total=steps, initial=start, desc=desc, disable=not progress or rank_of(group)) as bar,
+        tqdm(total=steps, initial=start, desc=desc, disable=not progress or rank) as bar,
     ):
         for step in range(start + 1, steps + 1):
-            condition, z = _draw(settings, share, num_classes, rng, device)
+            condition, z = _draw(settings, share, num_classes, rng, device, rank * share)
             options = (group, autocast, scaler)
             values = _step(runner, model, settings, optimizer, condition, z, step, norms, *options)
             for key, number in values.items():

@@ -1,4 +1,5 @@
-"""NetworkInversion.fit on two gloo ranks (CPU): one generator in DDP, global-batch terms, resume.
+"""NetworkInversion.fit (and NeuronInversion.fit) on two gloo ranks (CPU): one generator in DDP,
+global-batch terms, resume, reference statistics.
 
 One spawn of two processes runs every distributed check (each start costs seconds); the tests
 read what the ranks wrote. The model is a small BatchNorm CNN on scikit-learn's 8x8 digits.
@@ -17,7 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor, nn
 
-from captum_netinv.inversion import ConditioningBatch, NetworkInversion
+from captum_netinv.inversion import ConditioningBatch, NetworkInversion, NeuronInversion
 from captum_netinv.inversion import distributed as inversion_distributed
 from captum_netinv.inversion.distributed import frozen_parameters, wrap_generator
 from captum_netinv.inversion.losses import (
@@ -38,6 +39,9 @@ HALF = FIT["steps"] // 2
 SMALL_IMAGE = {"jitter": 1, "zoom": 0.0}
 #: Samples per class of the hit-rate measure.
 PER_CLASS = 20
+#: NeuronInversion on two ranks: 8 units of the hidden linear layer, the default global batch.
+NEURON_FIT: dict[str, Any] = {"steps": 60, "seed": 0, "progress": False}
+NEURON_UNITS = list(range(8))
 
 
 def _classifier() -> nn.Module:
@@ -52,12 +56,17 @@ def _classifier() -> nn.Module:
     )
 
 
-def _trained_classifier() -> nn.Module:
+def _digits() -> tuple[Tensor, Tensor]:
     from sklearn.datasets import load_digits  # here: the ranks' imports stay light
 
     digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
-    labels = torch.tensor(digits.target)
+    return torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0, torch.tensor(
+        digits.target
+    )
+
+
+def _trained_classifier() -> nn.Module:
+    images, labels = _digits()
     torch.manual_seed(0)
     model = _classifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -153,6 +162,31 @@ def _global_terms_on_rank(rank: int, out: Path) -> None:
     torch.save(step, out / f"step_{rank}.pt")
 
 
+def _neuron_fit(model: nn.Module, inputs: Tensor) -> dict[str, Any]:
+    r"""A NeuronInversion of the hidden layer's first units fitted on ``inputs``, measured."""
+    inversion = NeuronInversion(model, model[4], neurons=NEURON_UNITS, input_shape=SHAPE)
+    history = inversion.fit(inputs, **NEURON_FIT)
+    assert inversion.generator is not None and inversion.statistics is not None
+    return {
+        "weights": inversion.generator.state_dict(),
+        "history": history,
+        "statistics": inversion.statistics.flat(),
+        "reached": inversion.evaluate(inputs, n_per_unit=16).share_reached,
+    }
+
+
+def _neuron_fits_on_rank(rank: int, model: nn.Module) -> dict[str, Any]:
+    r"""The two-rank NeuronInversion fit, and the error of one given a shard per rank."""
+    images = _digits()[0]
+    result = _neuron_fit(model, images)
+    try:
+        _neuron_fit(model, images[rank::WORLD])
+        result["shard_error"] = ""
+    except ValueError as error:
+        result["shard_error"] = str(error)
+    return result
+
+
 def _rank_main(rank: int, folder: str) -> None:
     out = Path(folder)
     torch.set_num_threads(1)
@@ -202,6 +236,7 @@ def _rank_main(rank: int, folder: str) -> None:
             "hit_rate": _hit_rate(full, model),
             "writes": writes,
             "errors": errors,
+            "neuron": _neuron_fits_on_rank(rank, model),
         }
         torch.save(result, out / f"rank_{rank}.pt")
     finally:
@@ -230,6 +265,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, classifier: nn.Module) -> dic
         torch.save(model.state_dict(), folder / "model.pt")
         single = NetworkInversion(model, input_shape=SHAPE, **SMALL_IMAGE)
         single.fit(**FIT)
+        single_neuron = _neuron_fit(model, _digits()[0])
         mp.spawn(_rank_main, args=(str(folder),), nprocs=WORLD, join=True)
     finally:
         torch.set_num_threads(threads)
@@ -241,6 +277,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, classifier: nn.Module) -> dic
         "model": model,
         "single": single,
         "single_hit_rate": _hit_rate(single, model),
+        "single_neuron": single_neuron,
         "ranks": ranks,
         "terms": terms,
         "step_gradients": steps,
@@ -380,3 +417,25 @@ def test_cuda_fit_syncs_the_host_about_once_per_step(classifier: nn.Module) -> N
         assert all(math.isfinite(value) for value in history["loss"])
         assert inversion.generator is not None
         assert next(inversion.generator.parameters()).is_cuda
+
+
+def test_neuron_inversion_on_two_ranks_shares_one_generator_and_its_statistics(
+    runs: dict[str, Any],
+) -> None:
+    first, second = (rank["neuron"] for rank in runs["ranks"])
+    single = runs["single_neuron"]
+    for key, value in first["weights"].items():
+        assert torch.equal(value, second["weights"][key]), key
+    assert first["history"] == second["history"]
+    assert len(first["history"]["loss"]) == NEURON_FIT["steps"]
+    # the reference statistics of the whole set, as one process measures them
+    assert torch.equal(first["statistics"], single["statistics"])
+    assert single["reached"] >= 0.75, single["reached"]
+    assert first["reached"] >= single["reached"] - 0.25, (first["reached"], single["reached"])
+
+
+def test_neuron_inversion_refuses_a_different_reference_on_each_rank(
+    runs: dict[str, Any],
+) -> None:
+    for rank in runs["ranks"]:
+        assert "`inputs` differ between the ranks" in rank["neuron"]["shard_error"]

@@ -82,7 +82,7 @@ def test_is_a_captum_neuron_attribution_exported_from_the_package(fitted_units) 
     assert captum_netinv.NeuronInversion is NeuronInversion
     assert "NeuronInversion" in captum_netinv.__all__
     assert fitted_units.neurons == list(range(12)) and fitted_units.num_classes == 12
-    assert fitted_units.default_batch_size() == 72  # max(64, 3 K) rounded to a multiple of K
+    assert fitted_units.default_batch_size() == 72  # max(64, 4 K) rounded to a multiple of K
 
 
 def test_samples_drive_their_unit_above_its_real_99th_percentile(
@@ -209,10 +209,10 @@ def test_per_block_cosines_equal_the_kronecker_product_and_its_gradient(
         torch.testing.assert_close(fast_grad, dense_grad)
 
 
-def test_default_batch_draws_every_unit_three_times() -> None:
+def test_default_batch_draws_every_unit_four_times() -> None:
     wide = nn.Sequential(nn.Flatten(), nn.Linear(64, 40))
     inversion = NeuronInversion(wide, wide[1], input_shape=(1, 8, 8))
-    assert inversion.default_batch_size() == 120  # 3 x 40 units, above the floor of 64
+    assert inversion.default_batch_size() == 160  # 4 x 40 units, above the floor of 64
 
 
 def test_no_shift_or_zoom_unless_asked(small_cnn: nn.Module) -> None:

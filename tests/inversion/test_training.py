@@ -111,6 +111,17 @@ def test_balanced_targets_cover_every_class_evenly() -> None:
     assert counts.sum() == 25 and set(counts.tolist()) == {2, 3}
 
 
+def test_consecutive_slices_of_ranks_keep_the_global_batch_balanced() -> None:
+    # two ranks drawing 32 rows each of a global batch of 64 over 10 classes: together every
+    # class 6 or 7 times, as one process drawing 64 (without the offset: 8 or 6)
+    parts = [
+        balanced_targets(32, 10, torch.Generator().manual_seed(rank), offset=rank * 32)
+        for rank in range(2)
+    ]
+    together = torch.bincount(torch.cat(parts), minlength=10)
+    assert torch.equal(together, torch.bincount(torch.arange(64) % 10, minlength=10))
+
+
 def _small_bn_model() -> nn.Sequential:
     torch.manual_seed(0)
     model = nn.Sequential(
