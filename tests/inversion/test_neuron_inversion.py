@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,17 @@ def test_samples_drive_their_unit_above_its_real_99th_percentile(
     samples = inversion.attribute(neuron_selector=list(range(12)) * 8, seed=2)
     activations = inversion.unit_activations(samples).view(8, 12, 12).mean(dim=0)
     assert int((activations.argmax(dim=0) == torch.arange(12)).sum()) >= 9
+
+
+def test_bfloat16_autocast_fit_of_units_runs_on_cpu(
+    small_cnn: nn.Module, digits8: tuple[Tensor, Tensor]
+) -> None:
+    inversion = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    history = inversion.fit(digits8[0][:200], **{**FIT, "steps": 3}, autocast="bfloat16")
+    assert all(len(values) == 3 for values in history.values())
+    assert all(math.isfinite(value) for values in history.values() for value in values)
+    with pytest.raises(ValueError, match="autocast"):
+        inversion.fit(digits8[0][:200], **FIT, autocast="int8")
 
 
 def test_every_neuron_selector_form_names_the_same_unit(fitted_units) -> None:
