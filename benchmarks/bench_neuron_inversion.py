@@ -22,7 +22,12 @@ Targets (``--target``):
   (the protocol's builder, trained with seed 1 on its first use), verifier MLP seed 1; tune on it.
 * ``fresh``: a second held-out check, fixed in round 5 after the benchmark had been looked at
   (RESULTS.md): the protocol's plain LeNet-5 (``model_lenet5_seed0.pt``) with diversity in the
-  features of the protocol's VerifierMLP seed 0; never tune on it.
+  features of the protocol's VerifierMLP seed 0; never tune on it. Its LeNet-5 turned out (after
+  its run) to hold the benchmark LeNet-5's very weights (the same builder, seed and epochs): only
+  its verifier is new.
+* ``fresh2`` and ``fresh3``: held-out models fixed after that finding, trained on their first use:
+  a plain LeNet-5 of seed 2 and a LeNet-5+BN of seed 1 (the protocol's builders), verifier MLP
+  seed 0; never tune on them.
 
 Options for tuning runs: ``--batch-per-unit N`` fits with a batch of N samples per unit (default:
 the inversion's default batch), ``--settings JSON`` passes extra NeuronInversion constructor
@@ -60,13 +65,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: INVERT settings of the demo (captum_netinv/demo.py).
 INVERT = {"formula_length": 3, "beam_size": 5, "min_fraction": 0.02, "progress": False}
 PER_UNIT, TOP_K = 32, 100
-TARGETS = ("benchmark", "tuning", "tuning2", "fresh")
+TARGETS = ("benchmark", "tuning", "tuning2", "fresh", "fresh2", "fresh3")
 #: The protocol's (target, target seed, verifier seed) of the other targets
 #: (bench_inversion_protocol.py's models; the weights are cached under benchmarks/_out/protocol).
 _PROTOCOL_TARGETS = {
     "tuning": ("lenet5_bn", 0, 1),
     "tuning2": ("lenet5", 1, 1),
     "fresh": ("lenet5", 0, 0),
+    "fresh2": ("lenet5", 2, 0),
+    "fresh3": ("lenet5_bn", 1, 0),
 }
 
 
@@ -78,7 +85,7 @@ def load_target(name: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
     from bench_inversion_protocol import load_mnist_full, model_path, trained
 
     target_name, target_seed, verifier_seed = _PROTOCOL_TARGETS[name]
-    # cached protocol weights; tuning2's target is trained (and cached) on its first use
+    # cached protocol weights; tuning2's and fresh2/3's are trained (and cached) on first use
     missing = not model_path(target_name, target_seed).exists()
     target = trained(target_name, target_seed, load_mnist_full() if missing else None)
     target.requires_grad_(False)
