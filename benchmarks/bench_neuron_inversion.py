@@ -28,6 +28,9 @@ Targets (``--target``):
 * ``fresh2`` and ``fresh3``: held-out models fixed after that finding, trained on their first use:
   a plain LeNet-5 of seed 2 and a LeNet-5+BN of seed 1 (the protocol's builders), verifier MLP
   seed 0; never tune on them.
+* ``tuning3``: ``fresh3``'s LeNet-5+BN with the tuning verifier (MLP seed 1), a tuning target from
+  round 7 on, after the round-6 default failed on it; ``fresh4`` (LeNet-5+BN seed 2) and
+  ``fresh5`` (plain LeNet-5 seed 3), verifier MLP seed 0, the held-out models of round 7.
 
 Options for tuning runs: ``--batch-per-unit N`` fits with a batch of N samples per unit (default:
 the inversion's default batch), ``--settings JSON`` passes extra NeuronInversion constructor
@@ -65,7 +68,17 @@ ROOT = Path(__file__).resolve().parent.parent
 #: INVERT settings of the demo (captum_netinv/demo.py).
 INVERT = {"formula_length": 3, "beam_size": 5, "min_fraction": 0.02, "progress": False}
 PER_UNIT, TOP_K = 32, 100
-TARGETS = ("benchmark", "tuning", "tuning2", "fresh", "fresh2", "fresh3")
+TARGETS = (
+    "benchmark",
+    "tuning",
+    "tuning2",
+    "tuning3",
+    "fresh",
+    "fresh2",
+    "fresh3",
+    "fresh4",
+    "fresh5",
+)
 #: The protocol's (target, target seed, verifier seed) of the other targets
 #: (bench_inversion_protocol.py's models; the weights are cached under benchmarks/_out/protocol).
 _PROTOCOL_TARGETS = {
@@ -74,6 +87,9 @@ _PROTOCOL_TARGETS = {
     "fresh": ("lenet5", 0, 0),
     "fresh2": ("lenet5", 2, 0),
     "fresh3": ("lenet5_bn", 1, 0),
+    "tuning3": ("lenet5_bn", 1, 1),
+    "fresh4": ("lenet5_bn", 2, 0),
+    "fresh5": ("lenet5", 3, 0),
 }
 
 
