@@ -123,6 +123,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         vector_encoder: VectorEncoder | None = None,
         matrix_encoding: MatrixEncoding | None = None,
         preset: str | Preset = "default",
+        reach_gate: bool = True,
     ) -> None:
         r"""
         Settings left as None take ``preset``'s values, as in
@@ -149,6 +150,11 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         ``vector_scale``, ``vector_margin``, ``jitter`` and ``zoom`` (none:
                         :data:`~captum_netinv.inversion.neuron_inversion.NEURON_AUGMENTATION`),
                         ``device_ids``, ``vector_encoder`` and ``matrix_encoding``.
+            reach_gate (bool, optional): The diversity terms compare only samples whose unit
+                        is above its 99th percentile, so that a strong diversity weight cannot
+                        be met with samples that never reach it
+                        (:class:`~captum_netinv.inversion.neuron_target.NeuronTarget`).
+                        Default: True
         """
         arguments = locals()
         arguments["loss_weights"] = {**NEURON_LOSS_WEIGHTS, **(loss_weights or {})}
@@ -163,6 +169,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             )
         if neurons is not None:
             chosen_neurons(neurons, sys.maxsize)  # the types now, the range with the layer's width
+        if not isinstance(reach_gate, bool):
+            raise TypeError(f"`reach_gate` must be a bool, got {excerpt(reach_gate)}")
+        self.reach_gate = reach_gate
         self.neuron_reduction = neuron_reduction
         self._requested_neurons = neurons
         self._declared_settings = settings
@@ -192,6 +201,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             normalization_tensors(self.settings, input_shape[0]),
             extra_args,
             reduction=self.neuron_reduction,  # type: ignore[arg-type]
+            reach_gate=self.reach_gate,
         )
 
         def layer_output(probe: Tensor) -> Tensor:
@@ -227,6 +237,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             "method": "NeuronInversion",
             "neurons": list(self.neurons),
             "neuron_reduction": self.neuron_reduction,
+            "reach_gate": self.reach_gate,
             "unit_statistics": None if self.statistics is None else self.statistics.to_dict(),
         }
 
@@ -283,6 +294,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
             >>> history = inversion.fit(real_images, steps=600, seed=0, progress=False)
         """
+        arguments = {key: value for key, value in locals().items() if key != "self"}
         check_positive_number(lr, "lr")  # before the statistics below change the object
         model = self._ensure_input_shape(inputs, additional_forward_args)
         assert isinstance(model, NeuronTarget)
@@ -311,21 +323,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         self._set_statistics(statistics)
         self.settings = pair_weighted(self._declared_settings, batch_size, count, _PAIR_TERMS)
         try:
-            return self._run_fit(
-                None,
-                steps,
-                batch_size,
-                lr,
-                progress,
-                checkpoint_path,
-                checkpoint_every,
-                seed,
-                callback,
-                additional_forward_args,
-                desc="NeuronInversion fit",
-                process_group=process_group,
-                autocast=autocast,
-            )
+            # every argument of fit() goes to _run_fit under its own name; the inputs were read
+            arguments.update(inputs=None, batch_size=batch_size, desc="NeuronInversion fit")
+            return self._run_fit(**arguments)
         finally:
             self.settings = self._declared_settings
 
@@ -466,7 +466,11 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
     @classmethod
     def _saved_arguments(cls, config: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> Any:
-        return {"neurons": config["neurons"], "neuron_reduction": config["neuron_reduction"]}
+        return {
+            "neurons": config["neurons"],
+            "neuron_reduction": config["neuron_reduction"],
+            "reach_gate": config.get("reach_gate", False),  # files from before the gate
+        }
 
     def _restored(self, config: Mapping[str, Any]) -> None:
         self._ensure_input_shape(None)

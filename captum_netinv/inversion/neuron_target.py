@@ -103,11 +103,14 @@ class NeuronTarget(TargetModel):
         neurons (tuple[int, ...]): The chosen units (indices of the reduced layer output).
         reduction (str): ``"mean"`` or ``"max"``: how a channel's map becomes one value.
         statistics (UnitStatistics or None): The reference statistics (set by a fit).
+        reach_gate (bool): Compare in the diversity terms only samples whose unit is above its
+                    99th percentile (:meth:`logits_and_features`).
     """
 
     neurons: tuple[int, ...] = ()
     reduction: Reduction = "mean"
     statistics: UnitStatistics | None = None
+    reach_gate: bool = True
 
     def layer_output(self, model_inputs: Tensor) -> Tensor:
         r"""The layer's unreduced output for one batch, in the autograd graph."""
@@ -129,14 +132,17 @@ class NeuronTarget(TargetModel):
     def logits_and_features(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
         r"""
         ``(B, K + 1)`` scores (see the class) and the diversity terms' features of one batch,
-        ``(B, 1 + D)``: column 0 the position of the unit the sample drives most (its
-        *block*, no gradient), then the sample's layer output (centred on the reference
-        channel means, without that unit's channel, which would dominate every direction)
-        joined to its centred input, each part of unit length (average-pooled where wide).
-        :meth:`pairwise_cosine` reads them as the Kronecker layout ``(B, K D)`` in which each
-        sample's features sit in its block's ``D`` columns, so that pairwise terms compare
-        samples of the same unit only (samples of different units are orthogonal), without
-        building that ``K`` times wider tensor.
+        ``(B, 2 + D)``: column 0 the position of the unit the sample drives most (its
+        *block*), column 1 its *gate* (1 where that unit's score is above 0, i.e. above its
+        99th percentile, or always without ``reach_gate``; both without gradient), then the
+        sample's layer output (centred on the reference channel means, without that unit's
+        channel, which would dominate every direction) joined to its centred input, each part
+        of unit length (average-pooled where wide). :meth:`pairwise_cosine` reads them as the
+        Kronecker layout ``(B, K D)`` in which each sample's features sit in its block's ``D``
+        columns, so that pairwise terms compare samples of the same unit only (samples of
+        different units are orthogonal), without building that ``K`` times wider tensor; a
+        pair with a closed gate is left out (cosine 0): diversity is asked only of samples
+        that fire their unit, so that it cannot be bought with samples that never reach it.
         """
         values = self.layer_output(model_inputs)
         units = reduce_activations(values, self.reduction)[:, list(self.neurons)]
@@ -164,17 +170,22 @@ class NeuronTarget(TargetModel):
             dim=1,
         )
         blocks = owner.unsqueeze(1).to(features.dtype)
-        return torch.cat([scores, threshold], dim=1), torch.cat([blocks, features], dim=1)
+        gates = (
+            scores.detach().gather(1, owner.unsqueeze(1)) > 0 if self.reach_gate else blocks >= 0
+        )
+        packed = torch.cat([blocks, gates.to(features.dtype), features], dim=1)
+        return torch.cat([scores, threshold], dim=1), packed
 
     def pairwise_cosine(self, features: Tensor) -> Tensor:
         r"""
         The ``(B, B)`` cosine matrix of :meth:`logits_and_features`' features in their
-        Kronecker layout: the cosine of two samples' features where they share a block, 0
-        where they do not (their blocks are orthogonal).
+        Kronecker layout: the cosine of two samples' features where they share a block and
+        both gates are open, 0 otherwise.
         """
-        block = features[:, 0].detach().round()
-        own = F.normalize(features[:, 1:], eps=1e-8)
-        return (own @ own.T) * (block.unsqueeze(1) == block.unsqueeze(0)).to(own.dtype)
+        block, gate = features[:, 0].detach().round(), features[:, 1].detach()
+        own = F.normalize(features[:, 2:], eps=1e-8)
+        kept = (block.unsqueeze(1) == block.unsqueeze(0)).to(own.dtype) * gate.outer(gate)
+        return (own @ own.T) * kept
 
     def measured(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
         r"""Unit activations and features of any number of samples, batched, on the CPU."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,21 +198,29 @@ def test_bad_construction_arguments(small_cnn: nn.Module) -> None:
         NeuronInversion(small_cnn, small_cnn.conv, neuron_reduction="median")
     with pytest.raises(TypeError, match="layer"):
         NeuronInversion(small_cnn, "hidden")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="reach_gate"):
+        NeuronInversion(small_cnn, small_cnn.hidden, reach_gate=1)  # type: ignore[arg-type]
 
 
-def test_per_block_cosines_equal_the_kronecker_product_and_its_gradient(
+def test_per_block_cosines_equal_the_gated_kronecker_product_and_its_gradient(
     fitted_units, digits8
 ) -> None:
     from captum_netinv.inversion.losses import cosine_similarity, feature_orthogonality
 
     model = fitted_units._neuron_view()
-    images = digits8[0][:40].clone().requires_grad_(True)
+    generated = fitted_units.attribute(neuron_selector=list(range(12)) * 2, seed=0).detach()
+    # generated samples (mostly above their unit's 99th percentile) and real digits (mostly below)
+    images = torch.cat([generated, digits8[0][:24]]).clone().requires_grad_(True)
     scores, features = model.logits_and_features(images)
     owners = scores[:, :-1].argmax(1)  # the unit each sample drives most is its block
+    above = scores[torch.arange(len(scores)), owners] > 0  # ... and its gate
     assert torch.equal(features[:, 0], owners.float())
+    assert torch.equal(features[:, 1], above.float())
     assert len(set(owners.tolist())) > 2  # several blocks, so that cross-block zeros matter
+    assert 4 <= int(above.sum()) <= len(images) - 4  # open and closed gates
     placement = torch.nn.functional.one_hot(owners, len(model.neurons)).float()
-    kronecker = (placement.unsqueeze(2) * features[:, 1:].unsqueeze(1)).flatten(1)
+    kronecker = (placement.unsqueeze(2) * features[:, 2:].unsqueeze(1)).flatten(1)
+    kronecker = kronecker * above.unsqueeze(1)  # a closed gate: a zero row, cosine 0
     for term in (cosine_similarity, feature_orthogonality):
         fast = term(features, model.pairwise_cosine)
         (fast_grad,) = torch.autograd.grad(fast, images, retain_graph=True)
@@ -219,6 +228,11 @@ def test_per_block_cosines_equal_the_kronecker_product_and_its_gradient(
         (dense_grad,) = torch.autograd.grad(dense, images, retain_graph=True)
         torch.testing.assert_close(fast, dense)
         torch.testing.assert_close(fast_grad, dense_grad)
+        # samples below their unit's 99th percentile get no push from the diversity terms
+        assert float(fast_grad[~above].abs().max()) == 0.0
+        assert float(fast_grad[above].abs().max()) > 0.0
+    ungated = dataclasses.replace(model, reach_gate=False).logits_and_features(images)[1]
+    assert bool((ungated[:, 1] == 1).all())
 
 
 def test_default_batch_draws_every_unit_four_times() -> None:
@@ -244,6 +258,11 @@ def test_save_and_load_round_trip(fitted_units, small_cnn: nn.Module, tmp_path: 
     assert loaded.steps_trained == FIT["steps"] and loaded.history == fitted_units.history
     expected = fitted_units.attribute(neuron_selector=[0, 4, 7], seed=3)
     assert torch.equal(loaded.attribute(neuron_selector=[0, 4, 7], seed=3), expected)
+    assert loaded.reach_gate is True and loaded._neuron_view().reach_gate is True
+    ungated = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE, reach_gate=False)
+    ungated.fit(steps=2, batch_size=24, seed=0, progress=False)
+    ungated.save(str(tmp_path / "ungated.pt"))
+    assert NeuronInversion.load(str(tmp_path / "ungated.pt"), small_cnn).reach_gate is False
     classes = NetworkInversion(small_cnn, input_shape=SHAPE)
     classes.fit(steps=2, batch_size=4, seed=0, progress=False)
     classes.save(str(tmp_path / "classes.pt"))
