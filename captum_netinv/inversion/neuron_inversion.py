@@ -63,8 +63,8 @@ __all__ = ["NEURON_AUGMENTATION", "NEURON_LOSS_WEIGHTS", "NEURON_STEPS", "Neuron
 NEURON_STEPS = 600
 #: Weights of the diversity terms per pair of one unit's samples
 #: (:func:`~captum_netinv.inversion.neuron_target.pair_weighted`); explicit ``loss_weights``
-#: override them. Cosine 4.0 was chosen on two held-out tuning targets (round 6 of
-#: benchmarks/RESULTS.md), the orthogonality weight on the 5,000-digit demo LeNet-5.
+#: override them. Cosine 4.0, with the reach gate, was chosen on three tuning models (rounds 6
+#: and 7 of benchmarks/RESULTS.md), the orthogonality weight on the 5,000-digit demo LeNet-5.
 NEURON_LOSS_WEIGHTS: dict[str, float] = {"cosine_similarity": 4.0, "feature_orthogonality": 0.2}
 #: ``jitter`` and ``zoom`` when left None: no per-sample shift or zoom (unlike
 #: NetworkInversion's default): the unit is asked to fire on the generated sample itself.
