@@ -33,7 +33,7 @@ def test_output_has_the_input_shape_and_range(shape: tuple[int, int, int], mode:
 
 def test_output_is_mapped_into_input_range() -> None:
     generator = ConditionedGenerator((3, 16, 16), 10, input_range=(-2.0, 3.0))
-    images = generator(torch.randn(8, 64) * 20, _batch("vector+matrix", 8))
+    images = generator(torch.randn(8, 64) * 20, _batch("vector+matrix", 8)).detach()
     assert float(images.min()) >= -2.0 and float(images.max()) <= 3.0
     assert float(images.min()) < 0.0  # the range is used, not [0, 1]
 
