@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from captum_netinv import NeuronInversion
 from captum_netinv.data import digit_concepts
+from captum_netinv.inversion.losses import total_variation
 from captum_netinv.inversion.neuron_evaluation import top_activating
 from captum_netinv.neuron_labels import digit_concept_detectors, label_check
 from captum_netinv.recognition import Explanations, InverseRecognition
@@ -130,19 +131,19 @@ def label_checks(
     inversion: NeuronInversion,
     explanations: Explanations,
     samples: Tensor,
-    test: Tensor,
+    real_top: Tensor,
     detectors: dict,
 ) -> list[dict[str, Any]]:
-    """Per unit: its formula, AUC and the shares of generated / top-100 test inputs it holds on."""
-    activations = inversion.unit_activations(test)
+    """Per unit: its formula, AUC and the shares of its generated samples (``PER_UNIT`` a unit,
+    in unit order) and of its top-activating test images (``real_top``, ``(K, TOP_K, ...)``)
+    that it holds on."""
     rows = []
     for position, unit in enumerate(inversion.neurons):
         explanation = explanations[unit]
         row: dict[str, Any] = {"unit": unit, "formula": None, "auc": explanation.auc}
         if explanation.formula is not None:
-            top = top_activating(activations[:, position : position + 1], TOP_K)[0]
             own = samples[position * PER_UNIT : (position + 1) * PER_UNIT]
-            check = label_check(explanation.formula, own, test[top], detectors)
+            check = label_check(explanation.formula, own, real_top[position], detectors)
             row.update(
                 formula=check.formula,
                 generated_share=check.generated_share,
@@ -152,51 +153,39 @@ def label_checks(
     return rows
 
 
-def total_variation(images: Tensor) -> Tensor:
-    """Per image, the mean absolute difference of neighbouring pixels (high for noise)."""
-    return (
-        images.diff(dim=-1).abs().flatten(1).mean(1) + images.diff(dim=-2).abs().flatten(1).mean(1)
-    ) / 2
-
-
-def appearance(inversion: NeuronInversion, test: Tensor) -> dict[str, float]:
-    """Medians over units: total variation and mean pixel of the generated samples (seed 0, as
-    evaluate's) and of the unit's top-activating test images; a guard against diversity bought
-    with noise."""
-    count = len(inversion.neurons)
-    positions = torch.arange(count).repeat_interleave(PER_UNIT)
-    samples = inversion.attribute(
-        neuron_selector=torch.tensor(inversion.neurons)[positions], seed=0
-    )
-    generated = samples.detach().cpu().view(count, PER_UNIT, -1, *samples.shape[-2:])
-    top = top_activating(inversion.unit_activations(test), TOP_K)
-    real = test[top]
-    tv_generated = torch.stack([total_variation(unit).mean() for unit in generated])
-    tv_real = torch.stack([total_variation(unit).mean() for unit in real])
+def appearance(samples: Tensor, real_top: Tensor) -> dict[str, float]:
+    """Medians over units: total variation (per image, the mean absolute difference of
+    neighbouring pixels) and mean pixel of the generated samples and of the unit's
+    top-activating test images; a guard against diversity bought with noise."""
+    generated = samples.detach().cpu().view(len(real_top), PER_UNIT, *samples.shape[1:])
+    # the prior's anisotropic total variation sums both directions: half of it per direction
+    tv_generated = torch.stack([total_variation(unit) / 2 for unit in generated])
+    tv_real = torch.stack([total_variation(unit) / 2 for unit in real_top])
     return {
         "tv_generated_median": float(tv_generated.median()),
         "tv_real_top_median": float(tv_real.median()),
         "tv_ratio_median": float((tv_generated / tv_real).median()),
         "mean_pixel_generated_median": float(generated.flatten(2).mean(2).mean(1).median()),
-        "mean_pixel_real_top_median": float(real.flatten(2).mean(2).mean(1).median()),
+        "mean_pixel_real_top_median": float(real_top.flatten(2).mean(2).mean(1).median()),
     }
 
 
 def run_label_checks(
-    data: dict[str, Tensor], model: nn.Module, layer: nn.Module, inversion: NeuronInversion
+    data: dict[str, Tensor],
+    model: nn.Module,
+    layer: nn.Module,
+    inversion: NeuronInversion,
+    samples: Tensor,
+    real_top: Tensor,
 ) -> list[dict[str, Any]]:
     """The label check of every unit's INVERT formula on the test set."""
     test = data["x_test"]
-    positions = torch.arange(len(inversion.neurons)).repeat_interleave(PER_UNIT)
-    samples = inversion.attribute(
-        neuron_selector=torch.tensor(inversion.neurons)[positions], seed=0
-    )
     concepts, names = digit_concepts(test, data["y_test"])
     explanations = InverseRecognition(model, layer).attribute(
         test, concepts, concept_names=names, **INVERT
     )
     detectors = digit_concept_detectors(model, test)
-    return label_checks(inversion, explanations, samples, test, detectors)
+    return label_checks(inversion, explanations, samples, real_top, detectors)
 
 
 def run_layer(data: dict[str, Tensor], args: argparse.Namespace) -> dict[str, Any]:
@@ -213,6 +202,12 @@ def run_layer(data: dict[str, Tensor], args: argparse.Namespace) -> dict[str, An
     fit_seconds = time.perf_counter() - started
     result = inversion.evaluate(test, n_per_unit=PER_UNIT, top_k=TOP_K, feature_func=feature_func)
     assert result.diversity_ratio is not None
+    # PER_UNIT samples of every unit (seed 0, as evaluate's) and its top test images, once
+    positions = torch.arange(units).repeat_interleave(PER_UNIT)
+    samples = inversion.attribute(
+        neuron_selector=torch.tensor(inversion.neurons)[positions], seed=0
+    )
+    real_top = test[top_activating(inversion.unit_activations(test), TOP_K)]
     steps_run = len(history["loss"])
     return {
         "target": args.target,
@@ -237,10 +232,10 @@ def run_layer(data: dict[str, Tensor], args: argparse.Namespace) -> dict[str, An
         "diversity_ratio": result.diversity_ratio.tolist(),
         "diversity_ratio_median": float(result.diversity_ratio.median()),
         "share_diversity_ge_half": float((result.diversity_ratio >= 0.5).float().mean()),
-        "appearance": appearance(inversion, test),
+        "appearance": appearance(samples, real_top),
         "label_check": None
         if args.no_label_check
-        else run_label_checks(data, model, layer, inversion),
+        else run_label_checks(data, model, layer, inversion, samples, real_top),
     }
 
 

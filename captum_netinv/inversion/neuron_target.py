@@ -169,11 +169,12 @@ class NeuronTarget(TargetModel):
             ],
             dim=1,
         )
-        blocks = owner.unsqueeze(1).to(features.dtype)
-        gates = (
-            scores.detach().gather(1, owner.unsqueeze(1)) > 0 if self.reach_gate else blocks >= 0
-        )
-        packed = torch.cat([blocks, gates.to(features.dtype), features], dim=1)
+        # float32 whatever the autocast dtype: block indices stay exact (bfloat16 holds
+        # integers exactly only up to 256); the owner's score is the sample's highest score
+        blocks = owner.unsqueeze(1).float()
+        reached = scores.detach().amax(dim=1, keepdim=True) > 0
+        gates = (reached if self.reach_gate else torch.ones_like(reached)).float()
+        packed = torch.cat([blocks, gates, features.float()], dim=1)
         return torch.cat([scores, threshold], dim=1), packed
 
     def pairwise_cosine(self, features: Tensor) -> Tensor:
