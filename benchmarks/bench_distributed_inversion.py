@@ -29,12 +29,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_inversion import OUT, load_full_mnist, load_models, train_models  # noqa: E402
+from common import MNIST, OUT, load_mnist_npz, load_models, train_models  # noqa: E402
 
-from captum_netinv.inversion import NetworkInversion  # noqa: E402
+from captum_netinv import NetworkInversion  # noqa: E402
 from captum_netinv.inversion.settings import DEFAULT_BATCH_SIZE, DEFAULT_STEPS  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def fit_and_measure(steps: int, batch_size: int, seed: int, n_per_class: int) -> dict[str, Any]:
@@ -100,7 +98,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "mnist.npz"))
+    parser.add_argument("--data", default=str(MNIST))
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     if not (OUT / "inv_models.pt").exists():
-        trained = train_models(load_full_mnist(args.data))
+        trained = train_models(load_mnist_npz(args.data))
         print("trained the LeNet-5 target and the MLP verifier:", trained)
     options = {"steps": args.steps, "batch_size": args.batch_size, "n_per_class": args.n_per_class}
     runs = []

@@ -36,33 +36,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from common import OUT, synthetic_rows
 
 from captum_netinv.recognition import explain_activations
 from captum_netinv.recognition.distributed import rank_slice
-
-_BLOCK = 2048
-_OUT = Path(__file__).resolve().parent / "_out"
-
-
-def synthetic_rows(
-    rows: slice, concepts: int, neurons: int, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``rows`` of the synthetic workload (made block by block from the blocks' seeds)."""
-    generator = torch.Generator().manual_seed(seed)
-    frequency = torch.empty(concepts).uniform_(0.02, 0.4, generator=generator)
-    weights = torch.randn(concepts, neurons, generator=generator) * (
-        torch.rand(concepts, neurons, generator=generator) < 4.0 / concepts
-    )
-    values, labels = [], []
-    for block in range(rows.start // _BLOCK, -(-rows.stop // _BLOCK)):
-        generator = torch.Generator().manual_seed(seed + 1 + block)
-        block_labels = torch.rand(_BLOCK, concepts, generator=generator) < frequency
-        noise = 0.7 * torch.randn(_BLOCK, neurons, generator=generator)
-        block_values = torch.relu(block_labels.float() @ weights + noise).round(decimals=3)
-        keep = slice(max(rows.start - block * _BLOCK, 0), rows.stop - block * _BLOCK)
-        values.append(block_values[keep])
-        labels.append(block_labels[keep])
-    return torch.cat(values), torch.cat(labels)
 
 
 def _peak_bytes() -> int:
@@ -203,8 +180,8 @@ def _report(args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]]) -> 
         ),
         "identical_results": True,
     }
-    _OUT.mkdir(exist_ok=True)
-    (_OUT / "bench_distributed_recognition.json").write_text(json.dumps(summary, indent=2))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "bench_distributed_recognition.json").write_text(json.dumps(summary, indent=2))
     mib = 2**20
     print(f"N={args.samples} C={args.concepts} K={args.neurons}, medians of {args.repeats}")
     print("| run | labeling s | CPU s (per rank) | peak RSS MiB (per rank) | above imports MiB |")

@@ -10,70 +10,21 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.robust import PGD
+from common import MNIST, OUT, ROOT, load_mnist_npz, load_models, train_models, verifier_features
 from torch import Tensor, nn
 
-from captum_netinv.inversion import ConditionedGenerator, NetworkInversion
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5, accuracy
+from captum_netinv.inversion import ConditionedGenerator
 from captum_netinv.inversion.generator import DEFAULT_DROPOUT
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, within_class_diversity
 from captum_netinv.inversion.settings import DEFAULT_STEPS
-from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier
-
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "_out"
-
-
-def load_full_mnist(path: str) -> dict[str, Tensor]:
-    """Full MNIST from the npz of the shared data folder, images (N, 1, 28, 28) in [0, 1]."""
-    data = np.load(path)
-    return {
-        "x_train": torch.from_numpy(data["x_train"]).float().div(255).unsqueeze(1),
-        "y_train": torch.from_numpy(data["y_train"]).long(),
-        "x_test": torch.from_numpy(data["x_test"]).float().div(255).unsqueeze(1),
-        "y_test": torch.from_numpy(data["y_test"]).long(),
-    }
-
-
-def frozen_copy(model: nn.Module) -> nn.Module:
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model.eval()
-
-
-def train_models(data: dict[str, Tensor]) -> dict[str, Any]:
-    """The inverted LeNet-5 and the independent MLP verifier, trained on the training split."""
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    lenet = train_classifier(LeNet5(), data["x_train"], data["y_train"], epochs=3, seed=0)
-    lenet_time = time.perf_counter() - started
-    torch.manual_seed(1)
-    mlp = train_classifier(MLP(), data["x_train"], data["y_train"], epochs=5, seed=1)
-    torch.save({"lenet": lenet.state_dict(), "mlp": mlp.state_dict()}, OUT / "inv_models.pt")
-    return {
-        "lenet_test_accuracy": accuracy(lenet, data["x_test"], data["y_test"]),
-        "mlp_test_accuracy": accuracy(mlp, data["x_test"], data["y_test"]),
-        "lenet_train_seconds": lenet_time,
-    }
-
-
-def load_models() -> tuple[nn.Module, nn.Module]:
-    state = torch.load(OUT / "inv_models.pt", weights_only=True)
-    lenet, mlp = LeNet5(), MLP()
-    lenet.load_state_dict(state["lenet"])
-    mlp.load_state_dict(state["mlp"])
-    return frozen_copy(lenet), frozen_copy(mlp)
-
-
-def verifier_features(mlp: nn.Module, images: Tensor) -> Tensor:
-    """The MLP's last hidden layer (input of its last Linear)."""
-    with torch.no_grad():
-        return mlp.layers[:-1](images)
 
 
 def diversity_ratio(mlp: nn.Module, samples: Tensor, targets: Tensor, data: dict) -> dict:
@@ -413,7 +364,7 @@ def ablation_table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "mnist.npz"))
+    parser.add_argument("--data", default=str(MNIST))
     parser.add_argument(
         "--part",
         choices=["models", "main", "summary", "counterfeits", "ablation", "fit-time"],
@@ -431,7 +382,7 @@ def main() -> None:
     if args.part == "summary":
         print(summarize() + "\n\n" + ablation_table())
         return
-    data = load_full_mnist(args.data)
+    data = load_mnist_npz(args.data)
     if args.part == "main":
         for seed in args.seeds:
             result = run_main(data, args.steps, seed, args.saved)

@@ -9,20 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from common import PROTOCOL_OUT, frozen, load_mnist_npz, trained
 from torch import Tensor, nn
 
-from captum_netinv.inversion import NetworkInversion
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5, accuracy
 from captum_netinv.inversion.losses import within_class_diversity
-from captum_netinv.models import LeNet5, accuracy, train_classifier
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "_out" / "protocol"
-MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 TARGETS = ("lenet5", "lenet5_bn")
 #: Verifier families: the MLP is the only one any setting may be tuned on; the others are held out.
 FAMILIES = ("mlp", "rescnn", "widecnn")
@@ -32,144 +29,25 @@ N_PER_CLASS = 100
 STUDENT_SAMPLES = 10_000
 
 
-class VerifierMLP(nn.Module):
-    """784-512-256-10 with ReLU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU()
-        )
-        self.head = nn.Linear(256, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-class _Block(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x + self.body(x))
-
-
-class ResCNN(nn.Module):
-    """A small residual CNN with BatchNorm: stem 32, two blocks at 28 and 14 pixels, 64 at 7."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1, bias=False),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            _Block(32),
-            nn.MaxPool2d(2),
-            _Block(32),
-            nn.Conv2d(32, 64, 3, padding=1, stride=2, bias=False),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            _Block(64),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(64, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-class WideCNN(nn.Module):
-    """A wide plain CNN without BatchNorm: 5x5 convs of 64 and 128 channels, 256 hidden."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 64, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 256),
-            nn.ReLU(),
-        )
-        self.head = nn.Linear(256, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-_BUILDERS: dict[str, Any] = {
-    "lenet5": lambda: LeNet5(),
-    "lenet5_bn": lambda: LeNet5(batch_norm=True),
-    "mlp": VerifierMLP,
-    "rescnn": ResCNN,
-    "widecnn": WideCNN,
-}
-_EPOCHS = {"lenet5": 3, "lenet5_bn": 3, "mlp": 3, "rescnn": 1, "widecnn": 1}
-
-
-def load_mnist_full() -> dict[str, Tensor]:
-    import numpy as np
-
-    data = np.load(MNIST)
+def _training_figures(name: str, seed: int, data: dict[str, Tensor]) -> dict[str, float]:
+    """Model ``name`` of ``seed`` (trained now unless cached): its test accuracy and seconds."""
+    started = time.perf_counter()
+    model = trained(name, seed, data)
     return {
-        key: (
-            torch.from_numpy(data[key]).float().div(255).unsqueeze(1)
-            if key.startswith("x")
-            else torch.from_numpy(data[key]).long()
-        )
-        for key in ("x_train", "y_train", "x_test", "y_test")
+        "test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
+        "seconds": time.perf_counter() - started,
     }
 
 
-def model_path(name: str, seed: int) -> Path:
-    return OUT / f"model_{name}_seed{seed}.pt"
-
-
-def trained(name: str, seed: int, data: dict[str, Tensor] | None = None) -> nn.Module:
-    """The cached model ``name`` of ``seed``, trained on full MNIST when not cached yet."""
-    model = _BUILDERS[name]()
-    path = model_path(name, seed)
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    assert data is not None, f"{path} missing: run --part models"
-    torch.manual_seed(seed)
-    model = _BUILDERS[name]()
-    train_classifier(model, data["x_train"], data["y_train"], epochs=_EPOCHS[name], seed=seed)
-    torch.save(model.state_dict(), path)
-    return model.eval()
-
-
 def run_models() -> dict[str, Any]:
-    data = load_mnist_full()
+    data = load_mnist_npz()
     results = {}
     for name in TARGETS:
-        started = time.perf_counter()
-        model = trained(name, 0, data)
-        results[f"{name}_seed0"] = {
-            "test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
-            "seconds": time.perf_counter() - started,
-        }
+        results[f"{name}_seed0"] = _training_figures(name, 0, data)
         print(name, results[f"{name}_seed0"], flush=True)
     for name in FAMILIES:
         for seed in VERIFIER_SEEDS:
-            started = time.perf_counter()
-            model = trained(name, seed, data)
-            results[f"{name}_seed{seed}"] = {
-                "test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
-                "seconds": time.perf_counter() - started,
-            }
+            results[f"{name}_seed{seed}"] = _training_figures(name, seed, data)
             print(name, seed, results[f"{name}_seed{seed}"], flush=True)
     return results
 
@@ -258,13 +136,6 @@ def student_accuracy(
     return accuracy(student.eval(), data["x_test"], data["y_test"])
 
 
-def frozen_target(name: str) -> nn.Module:
-    target = trained(name, 0)
-    for parameter in target.parameters():
-        parameter.requires_grad_(False)
-    return target
-
-
 def run_fit(
     preset: str,
     target_name: str,
@@ -273,9 +144,9 @@ def run_fit(
     mode: str | None,
     weights: dict[str, float] | None = None,
 ) -> dict:
-    """One fit, saved to OUT/inv_STEM.pt, with the figures that need no verifier."""
-    data = load_mnist_full()
-    target = frozen_target(target_name)
+    """One fit, saved to PROTOCOL_OUT/inv_STEM.pt, with the figures that need no verifier."""
+    data = load_mnist_npz()
+    target = frozen(trained(target_name, 0))
     extra: dict[str, Any] = {} if mode is None else {"conditioning": mode}
     if AUGMENT is not None:
         extra["jitter"], extra["zoom"] = AUGMENT
@@ -286,7 +157,8 @@ def run_fit(
     fit_steps = {} if steps is None else {"steps": steps}
     inversion.fit(seed=seed, progress=False, **fit_steps)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
-    inversion.save(str(OUT / f"inv_{stem_of(preset, target_name, mode, seed, weights)}.pt"))
+    stem = stem_of(preset, target_name, mode, seed, weights)
+    inversion.save(str(PROTOCOL_OUT / f"inv_{stem}.pt"))
     evaluation = inversion.evaluate(n_per_class=N_PER_CLASS, seed=seed)
     targets = torch.arange(10).repeat_interleave(N_PER_CLASS)
     samples = inversion.attribute(target=targets, seed=seed)
@@ -330,9 +202,10 @@ def run_verdicts(
     weights: dict[str, float] | None = None,
 ) -> dict:
     """The verifier families' figures of a saved fit, on the same samples as run_fit's."""
-    data = load_mnist_full()
+    data = load_mnist_npz()
     stem = stem_of(preset, target_name, mode, seed, weights)
-    inversion = NetworkInversion.load(str(OUT / f"inv_{stem}.pt"), frozen_target(target_name))
+    target = frozen(trained(target_name, 0))
+    inversion = NetworkInversion.load(str(PROTOCOL_OUT / f"inv_{stem}.pt"), target)
     targets = torch.arange(10).repeat_interleave(N_PER_CLASS)
     samples = inversion.attribute(target=targets, seed=seed)
     real, _ = real_reference(data)
@@ -347,9 +220,9 @@ def summary() -> str:
         "mean pixel (real) | stroke (real) | student |\n|" + "---|" * 12
     )
     rows = [header]
-    for fit_path in sorted(OUT.glob("fit_*.json")):
+    for fit_path in sorted(PROTOCOL_OUT.glob("fit_*.json")):
         fit = json.loads(fit_path.read_text())
-        verdict_path = OUT / fit_path.name.replace("fit_", "verdicts_", 1)
+        verdict_path = PROTOCOL_OUT / fit_path.name.replace("fit_", "verdicts_", 1)
         if not verdict_path.exists():
             continue
         verdict = json.loads(verdict_path.read_text())
@@ -397,7 +270,7 @@ def main() -> None:
         jitter, zoom = arguments.augment.split(",")
         AUGMENT = (int(jitter), float(zoom))
     torch.set_num_threads(arguments.threads)
-    OUT.mkdir(parents=True, exist_ok=True)
+    PROTOCOL_OUT.mkdir(parents=True, exist_ok=True)
     weights = {
         name: float(value) for name, value in (item.split("=") for item in arguments.loss_weight)
     }
@@ -409,12 +282,12 @@ def main() -> None:
         stem = "models"
     elif arguments.part == "fit":
         result = run_fit(
-            arguments.preset,
-            arguments.target,
-            arguments.seed,
-            arguments.steps,
-            arguments.conditioning,
-            weights,
+            preset=arguments.preset,
+            target_name=arguments.target,
+            seed=arguments.seed,
+            steps=arguments.steps,
+            mode=arguments.conditioning,
+            weights=weights,
         )
         stem = "fit_" + stem_of(
             arguments.preset, arguments.target, arguments.conditioning, arguments.seed, weights
@@ -426,7 +299,7 @@ def main() -> None:
         stem = "verdicts_" + stem_of(
             arguments.preset, arguments.target, arguments.conditioning, arguments.seed, weights
         )
-    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (PROTOCOL_OUT / f"{stem}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 

@@ -16,7 +16,6 @@ Markdown table rows.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,11 +25,16 @@ import torch
 from torchvision.models import resnet18
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_invert_scale import device_name  # noqa: E402
+from common import (  # noqa: E402
+    available_device,
+    device_name,
+    frozen,
+    parse_run_arguments,
+    write_run_result,
+)
 
-from captum_netinv.inversion import NetworkInversion  # noqa: E402
+from captum_netinv import NetworkInversion  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "_out"
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: ``--small``: the same fit on 32x32 inputs, a batch of 8, a few steps.
 SMALL = {"size": 32, "batch_size": 8, "steps": 3, "warmup": 1}
@@ -39,9 +43,7 @@ SMALL = {"size": 32, "batch_size": 8, "steps": 3, "warmup": 1}
 def timed_fit(args: argparse.Namespace, autocast: str | None) -> dict[str, Any]:
     """One fit of the ResNet-18 inversion; its steps/s and samples/s after the warm-up."""
     device = torch.device(args.device)
-    model = resnet18(weights=None).to(device).eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
+    model = frozen(resnet18(weights=None).to(device))
     inversion = NetworkInversion(
         model, input_shape=(3, args.size, args.size), input_normalization=IMAGENET
     )
@@ -103,20 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--precisions", default="float32,bfloat16", help="comma list of float32, bfloat16, float16"
     )
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--small", action="store_true", help=f"smoke-test sizes {SMALL}")
-    parser.add_argument("--out", default=None, help="JSON file (default: benchmarks/_out/...)")
-    args = parser.parse_args(argv)
-    if args.small:
-        for key, value in SMALL.items():
-            setattr(args, key, value)
+    args = parse_run_arguments(parser, small=SMALL, argv=argv)
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the rate is timed from the end of a step)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda but torch sees no CUDA device")
+    device = available_device(args.device)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     runs = [timed_fit(args, None if p == "float32" else p) for p in precisions]
     result = {
@@ -130,13 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": runs,
         "torch": torch.__version__,
     }
-    out = (
-        Path(args.out)
-        if args.out
-        else OUT / (f"inversion_speed_{device.type}{'_small' if args.small else ''}.json")
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_run_result(result, args, stem="inversion_speed")
     print("\n".join(markdown_rows(result)))
 
 

@@ -16,8 +16,6 @@ Markdown table row.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
@@ -27,26 +25,18 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_recognition import synthetic_workload  # noqa: E402
+from common import (  # noqa: E402
+    available_device,
+    device_name,
+    parse_run_arguments,
+    synthetic_workload,
+    write_run_result,
+)
 
 from captum_netinv.recognition import explain_activations  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "_out"
 #: ``--small``: the same search on a workload that runs in seconds on a laptop CPU.
 SMALL = {"n": 2_000, "concepts": 60, "neurons": 16}
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name (from /proc/cpuinfo where there is one)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _synchronize(device: torch.device) -> None:
@@ -56,9 +46,7 @@ def _synchronize(device: torch.device) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Times ``explain_activations`` on the synthetic workload: a warm-up, then ``repeats``."""
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda but torch sees no CUDA device")
+    device = available_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -123,22 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beam", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--small", action="store_true", help=f"smoke-test sizes {SMALL}")
-    parser.add_argument("--out", default=None, help="JSON file (default: benchmarks/_out/...)")
-    args = parser.parse_args(argv)
-    if args.small:
-        for key, value in SMALL.items():
-            setattr(args, key, value)
+    args = parse_run_arguments(parser, small=SMALL, argv=argv)
     result = run(args)
-    out = (
-        Path(args.out)
-        if args.out
-        else OUT
-        / (f"invert_scale_{torch.device(args.device).type}{'_small' if args.small else ''}.json")
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_run_result(result, args, stem="invert_scale")
     print(markdown_row(result))
 
 

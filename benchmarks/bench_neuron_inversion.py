@@ -51,22 +51,30 @@ import json
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from bench_inversion import OUT, load_full_mnist, load_models, train_models, verifier_features
+from common import (
+    MNIST,
+    OUT,
+    frozen,
+    load_mnist_npz,
+    load_models,
+    model_path,
+    train_models,
+    trained,
+    verifier_features,
+)
 from torch import Tensor, nn
 
 from captum_netinv import NeuronInversion
-from captum_netinv.data import digit_concepts
+from captum_netinv.examples.data import digit_concept_detectors, digit_concepts
 from captum_netinv.inversion.losses import total_variation
-from captum_netinv.inversion.neuron_evaluation import top_activating
-from captum_netinv.neuron_labels import digit_concept_detectors, label_check
+from captum_netinv.inversion.neuron.evaluation import top_activating
+from captum_netinv.labeling import label_check
 from captum_netinv.recognition import Explanations, InverseRecognition
 
-ROOT = Path(__file__).resolve().parent.parent
-#: INVERT settings of the demo (captum_netinv/demo.py).
+#: INVERT settings of the demo (captum_netinv/app/demo.py).
 INVERT = {"formula_length": 3, "beam_size": 5, "min_fraction": 0.02, "progress": False}
 PER_UNIT, TOP_K = 32, 100
 TARGETS = (
@@ -99,13 +107,10 @@ def load_target(name: str) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
     if name == "benchmark":
         lenet, mlp = load_models()
         return lenet, lambda x: verifier_features(mlp, x)
-    from bench_inversion_protocol import load_mnist_full, model_path, trained
-
     target_name, target_seed, verifier_seed = _PROTOCOL_TARGETS[name]
     # cached protocol weights; tuning2's and fresh2/3's are trained (and cached) on first use
     missing = not model_path(target_name, target_seed).exists()
-    target = trained(target_name, target_seed, load_mnist_full() if missing else None)
-    target.requires_grad_(False)
+    target = frozen(trained(target_name, target_seed, load_mnist_npz() if missing else None))
     verifier = trained("mlp", verifier_seed).eval()
 
     def features(x: Tensor) -> Tensor:
@@ -235,7 +240,14 @@ def run_layer(data: dict[str, Tensor], args: argparse.Namespace) -> dict[str, An
         "appearance": appearance(samples, real_top),
         "label_check": None
         if args.no_label_check
-        else run_label_checks(data, model, layer, inversion, samples, real_top),
+        else run_label_checks(
+            data=data,
+            model=model,
+            layer=layer,
+            inversion=inversion,
+            samples=samples,
+            real_top=real_top,
+        ),
     }
 
 
@@ -243,7 +255,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "mnist.npz"))
+    parser.add_argument("--data", default=str(MNIST))
     parser.add_argument("--target", choices=TARGETS, default="benchmark")
     parser.add_argument("--layer", choices=["fc2", "conv2", "conv1"], required=True)
     parser.add_argument("--steps", type=int, default=600)
@@ -264,7 +276,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    data = load_full_mnist(args.data)
+    data = load_mnist_npz(args.data)
     if args.target == "benchmark" and not (OUT / "inv_models.pt").exists():
         print(json.dumps(train_models(data)))
     result = run_layer(data, args)

@@ -26,23 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import synthetic_workload
 from sklearn.metrics import roc_auc_score
 
 from captum_netinv.recognition import explain_activations
-
-
-def synthetic_workload(
-    samples: int, concepts: int, neurons: int, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multi-label concepts of varied frequency and ReLU activations driven by random formulas."""
-    generator = torch.Generator().manual_seed(seed)
-    frequency = torch.empty(concepts).uniform_(0.02, 0.4, generator=generator)
-    labels = torch.rand(samples, concepts, generator=generator) < frequency
-    weights = torch.randn(concepts, neurons, generator=generator) * (
-        torch.rand(concepts, neurons, generator=generator) < 4.0 / concepts
-    )
-    drive = labels.float() @ weights + 0.7 * torch.randn(samples, neurons, generator=generator)
-    return torch.relu(drive).round(decimals=3), labels
 
 
 def baseline_search(

@@ -1,11 +1,11 @@
 """The INVERT search of this tree against the one of an earlier commit, side by side.
 
 Each run is a fresh one-thread process that makes the synthetic workload of
-``bench_distributed_recognition.py`` (all rows), then times ``explain_activations`` and reads its
-peak resident memory above the memory after the data were made (``ru_maxrss``): the search's
-own memory, without torch and the input data. The commit's package is exported with
-``git archive`` into a temporary folder and imported from there; runs alternate between the two
-trees, and their results (the explanations' JSON) must be identical.
+``bench_distributed_recognition.py`` (``common.synthetic_rows``, all rows), then times
+``explain_activations`` and reads its peak resident memory above the memory after the data were
+made (``ru_maxrss``): the search's own memory, without torch and the input data. The commit's
+package is exported with ``git archive`` into a temporary folder and imported from there; runs
+alternate between the two trees, and their results (the explanations' JSON) must be identical.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_search_memory.py --baseline e988b63 \\
         --shape 50000,1000,512 --shape 10000,50,16 --repeats 3
@@ -30,7 +30,7 @@ _CHILD = r"""
 import hashlib, json, resource, sys, time
 import torch
 sys.path.insert(0, sys.argv[5])
-from bench_distributed_recognition import synthetic_rows
+from common import synthetic_rows
 import captum_netinv
 from captum_netinv.recognition import explain_activations
 torch.set_num_threads(1)

@@ -33,6 +33,7 @@ __all__ = [
     "forward_with_layer",
     "iterate_batches",
     "layer_activations",
+    "predicted_classes",
     "reduce_activations",
 ]
 
@@ -334,3 +335,18 @@ def _to_device(inputs: ModelInputs, device: torch.device) -> ModelInputs:
     if isinstance(inputs, tuple):
         return tuple(t.to(device) for t in inputs)
     return inputs.to(device)
+
+
+#: Inputs per forward pass of :func:`predicted_classes`.
+_PREDICTION_BATCH_SIZE = 256
+
+
+def predicted_classes(
+    classifier: Callable, inputs: Tensor, batch_size: int = _PREDICTION_BATCH_SIZE
+) -> Tensor:
+    r"""The argmax class of ``classifier`` for each of ``inputs``, in batches of ``batch_size``,
+    in eval mode, on the CPU."""
+    with torch.no_grad(), eval_mode(classifier):
+        return torch.cat(
+            [classifier(batch).argmax(dim=1).cpu() for batch in iterate_batches(inputs, batch_size)]
+        )

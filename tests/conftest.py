@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from captum_netinv.data import load_mnist
-from captum_netinv.inversion import NetworkInversion
-from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.data import load_mnist
+from captum_netinv.examples.models import MLP, LeNet5, accuracy, train_classifier
 
 TRAIN_SIZE = 4000
 

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from captum_netinv.inversion import NetworkInversion  # noqa: E402
+from captum_netinv import NetworkInversion  # noqa: E402
 from captum_netinv.recognition import Explanations, explain_activations  # noqa: E402
 from captum_netinv.visualization import (  # noqa: E402
     visualize_inversion,
@@ -121,7 +121,7 @@ def test_inversion_grid_confidences_are_the_models(fitted: NetworkInversion) -> 
 
 
 def test_visualize_neuron_shows_label_histogram_top_and_generated_inputs() -> None:
-    from captum_netinv.inversion import NeuronInversion
+    from captum_netinv import NeuronInversion
     from captum_netinv.visualization import visualize_neuron
 
     torch.manual_seed(0)

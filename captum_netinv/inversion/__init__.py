@@ -1,10 +1,12 @@
-"""Network inversion (Suhail & Sethi, 2024): a conditioned generator that inverts a classifier.
+"""What both generator-based methods share: settings and presets, conditioning, the generator,
+augmentation, losses, the fit loop (one process and distributed), checkpoints, sampling.
 
-:class:`NetworkInversion` is the attribution class; the modules beside it hold one idea each:
-settings, conditioning, generator, augmentation, losses, training, sampling, evaluation,
-checkpoint, counterfeits.
+The methods live beside this machinery: :mod:`captum_netinv.inversion.network`
+(:class:`~captum_netinv.NetworkInversion`) and :mod:`captum_netinv.inversion.neuron`
+(:class:`~captum_netinv.NeuronInversion`); both are also public names of :mod:`captum_netinv`.
 """
 
+from captum_netinv._moved import moved_attribute
 from captum_netinv.inversion.augmentation import augmented, jittered
 from captum_netinv.inversion.conditioning import (
     CONDITIONING_MODES,
@@ -14,13 +16,9 @@ from captum_netinv.inversion.conditioning import (
     soft_hot_matrices,
     soft_vectors,
 )
-from captum_netinv.inversion.evaluation import InversionEvaluation
 from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, IMAGE_PRIORS
-from captum_netinv.inversion.network_inversion import NetworkInversion
-from captum_netinv.inversion.neuron_evaluation import NeuronEvaluation
-from captum_netinv.inversion.neuron_inversion import NeuronInversion
-from captum_netinv.inversion.presets import DEFAULT, PAPER, PRESETS, Preset
+from captum_netinv.inversion.presets import DEFAULT, NEURON, PAPER, PRESETS, Preset
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.training import NonFiniteLossError
 
@@ -29,15 +27,12 @@ __all__ = [
     "DEFAULT",
     "DEFAULT_LOSS_WEIGHTS",
     "IMAGE_PRIORS",
+    "NEURON",
     "PAPER",
     "PRESETS",
     "ConditionedGenerator",
     "ConditioningBatch",
-    "InversionEvaluation",
     "InversionSettings",
-    "NetworkInversion",
-    "NeuronEvaluation",
-    "NeuronInversion",
     "NonFiniteLossError",
     "Preset",
     "augmented",
@@ -48,3 +43,6 @@ __all__ = [
     "soft_hot_matrices",
     "soft_vectors",
 ]
+
+# NetworkInversion, NeuronInversion and their evaluations were imported from here before
+__getattr__ = moved_attribute(__name__)

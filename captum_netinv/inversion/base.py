@@ -1,7 +1,8 @@
-"""The state and set-up every inversion shares: model view, generator, fit, saved state, sampling.
+"""The state and set-up both inversions share: model view, generator, fit, saved state, sampling.
 
 :class:`_InversionBase` owns what an inversion holds (settings, input shape, generator, history)
-and the fit's orchestration (resume, random streams, checkpoints); the Captum classes build on it.
+and the fit's orchestration (resume, random streams, checkpoints). NetworkInversion builds on it
+with Captum's layer base, NeuronInversion with Captum's neuron base; nothing here is one's alone.
 """
 
 from __future__ import annotations
@@ -9,19 +10,15 @@ from __future__ import annotations
 import copy
 import os
 import random
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from captum._utils.common import _format_additional_forward_args
-from captum.attr._utils.attribution import LayerAttribution
-from captum.concept import Concept
+from captum.attr._utils.attribution import InternalAttribution
 from torch import Tensor, nn
 
 from captum_netinv._utils import (
     check_forward_func,
-    check_int,
     check_layer_in_model,
     check_positive_int,
     check_positive_number,
@@ -39,22 +36,14 @@ from captum_netinv.inversion.checkpoint import (
     read_saved_inversion,
 )
 from captum_netinv.inversion.distributed import (
-    fit_group,
+    ProcessGroup,
     restore_rank_streams,
     seed_streams,
     write_fit_checkpoint,
 )
 from captum_netinv.inversion.generator import ConditionedGenerator, check_input_shape
-from captum_netinv.inversion.sampling import (
-    concept_id_of,
-    generate,
-    rng_devices,
-    samples_as_concept,
-)
+from captum_netinv.inversion.sampling import generate, rng_devices
 from captum_netinv.inversion.settings import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_LR,
-    DEFAULT_STEPS,
     InversionSettings,
     normalization_tensors,
     to_pixel_space,
@@ -71,15 +60,17 @@ from captum_netinv.inversion.training import (
 __all__: list[str] = []
 
 
-class _InversionBase(LayerAttribution):
+class _InversionBase(InternalAttribution):
     r"""What an inversion holds and how it is set up, fitted, saved and sampled; the public
-    classes add Captum's documented methods on top."""
+    classes put it before their Captum base (``LayerAttribution``, ``NeuronAttribution``),
+    whose constructor :meth:`_setup` runs, and add Captum's documented methods on top."""
 
     def _setup(
         self,
         forward_func: Callable,
         layer: nn.Module | None,
         settings: InversionSettings,
+        *,
         input_shape: Any,
         num_classes: int | None,
         generator: nn.Module | None,
@@ -89,7 +80,8 @@ class _InversionBase(LayerAttribution):
         check_forward_func(forward_func)
         chosen_layer = default_layer(forward_func) if layer is None else layer
         check_layer_in_model(forward_func, chosen_layer)
-        LayerAttribution.__init__(self, forward_func, chosen_layer, device_ids)
+        # the next class in the method resolution order: the public class's Captum base
+        super().__init__(forward_func, chosen_layer, device_ids)
         self.settings = settings
         self.attribute_to_layer_input = (
             layer is None if attribute_to_layer_input is None else attribute_to_layer_input
@@ -110,9 +102,10 @@ class _InversionBase(LayerAttribution):
         self.history: History = {}
         self.steps_trained = 0
         self._model: TargetModel | None = None
-        self._counterfeiter: tuple[tuple[Any, ...], Any, Any] | None = None
+        # the public call an automatic first fit serves, for its progress bar's label
+        self._first_caller: str | None = None
         if input_shape is not None:
-            self._set_input_shape(check_input_shape(input_shape), None, deferrable=True)
+            self._set_input_shape(check_input_shape(input_shape), extra_args=None, deferrable=True)
 
     @classmethod
     def _from_settings(
@@ -127,18 +120,6 @@ class _InversionBase(LayerAttribution):
             values["input_normalization"] = tuple(values["input_normalization"])
         return cls(forward_func, **values, **arguments)
 
-    def _sibling(self, settings: InversionSettings) -> Any:
-        r"""An unfitted inversion of the same class, model and layer with other ``settings``."""
-        return type(self)._from_settings(
-            self.forward_func,
-            settings,
-            layer=self.layer,
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
-            attribute_to_layer_input=self.attribute_to_layer_input,
-            device_ids=self.device_ids,
-        )
-
     @property
     def device(self) -> torch.device:
         r"""Where the model (and so the generator) lives."""
@@ -150,18 +131,12 @@ class _InversionBase(LayerAttribution):
         return self.steps_trained > 0
 
     def _set_input_shape(
-        self, input_shape: tuple[int, int, int], extra_args: Any, deferrable: bool = False
+        self, input_shape: tuple[int, int, int], *, extra_args: Any, deferrable: bool = False
     ) -> None:
         r"""Sets the input shape and finds the number of classes with one forward pass; when
         ``deferrable`` (the constructor) a ``TypeError`` of the model, e.g. a missing extra
         argument, defers that pass to the first call that gives ``additional_forward_args``."""
-        model = TargetModel(
-            self.forward_func,
-            self.layer,
-            self.attribute_to_layer_input,
-            self.device_ids,
-            normalization_tensors(self.settings, input_shape[0]),
-        )
+        model = self._target_model(input_shape)
         view = model.with_args(extra_args)
         output = self._probe(
             input_shape, lambda x: view.outputs(view.to_model_space(x)), deferrable
@@ -171,6 +146,16 @@ class _InversionBase(LayerAttribution):
         self.num_classes = num_classes_of_output(output, 2, self.num_classes)
         self.input_shape = input_shape
         self._model = model
+
+    def _target_model(self, input_shape: tuple[int, int, int]) -> TargetModel:
+        r"""The frozen model as a fit sees it, for inputs of ``input_shape``."""
+        return TargetModel(
+            forward_func=self.forward_func,
+            layer=self.layer,
+            attribute_to_layer_input=self.attribute_to_layer_input,
+            device_ids=self.device_ids,
+            normalization=normalization_tensors(self.settings, input_shape[0]),
+        )
 
     def _probe(
         self, input_shape: tuple[int, int, int], run: Callable[[Tensor], Any], deferrable: bool
@@ -205,13 +190,13 @@ class _InversionBase(LayerAttribution):
                     f"{self.input_shape}"
                 )
             if self._model is None:
-                self._set_input_shape(shape, extra_args)
+                self._set_input_shape(shape, extra_args=extra_args)
         if self._model is None and self.input_shape is not None:
-            self._set_input_shape(self.input_shape, extra_args)
+            self._set_input_shape(self.input_shape, extra_args=extra_args)
         if self._model is None:
             raise ValueError(
-                "the input shape is unknown: pass `input_shape=(C, H, W)` to NetworkInversion "
-                "or an example batch as `inputs`"
+                f"the input shape is unknown: pass `input_shape=(C, H, W)` to "
+                f"{type(self).__name__} or an example batch as `inputs`"
             )
         return self._model.with_args(extra_args)
 
@@ -265,7 +250,7 @@ class _InversionBase(LayerAttribution):
 
     def _run_fit(
         self,
-        inputs: Tensor | None,
+        *,
         steps: int,
         batch_size: int,
         lr: float,
@@ -274,23 +259,24 @@ class _InversionBase(LayerAttribution):
         checkpoint_every: int,
         seed: int | None,
         callback: StepCallback | None,
-        additional_forward_args: Any = None,
-        desc: str = "NetworkInversion fit",
-        process_group: Any = None,
-        autocast: str | None = None,
+        additional_forward_args: Any,
+        group: ProcessGroup | None,
+        autocast: str | None,
+        settings: InversionSettings | None = None,
     ) -> History:
         r"""
-        :meth:`NetworkInversion.fit`: a fresh fit from the initial weights (history and
+        The fit of both methods: a fresh fit from the initial weights (history and
         ``steps_trained`` start over), or the rest of the one saved at ``checkpoint_path``.
+        ``group`` is the process group the public ``fit`` resolved (None: one process);
+        ``settings`` are the fit's, when they differ from :attr:`settings` (default: those).
         """
-        model = self._ensure_input_shape(inputs, additional_forward_args)
+        model = self._ensure_input_shape(None, additional_forward_args)
         seed = check_seed(seed)
         check_positive_int(steps, "steps")
         check_positive_int(checkpoint_every, "checkpoint_every")
         if check_positive_int(batch_size, "batch_size") < 2:
             raise ValueError(f"`batch_size` must be >= 2 (pairwise terms), got {batch_size}")
         lr = check_positive_number(lr, "lr")
-        group = fit_group(process_group, batch_size, autocast)
         resumed = self._resumable_checkpoint(checkpoint_path, seed, batch_size, lr)
         seed = resumed.seed if resumed is not None else seed
         if seed is None:
@@ -303,31 +289,34 @@ class _InversionBase(LayerAttribution):
             generator = self._ensure_generator()
             optimizer = torch.optim.Adam(generator.parameters(), lr=lr)
             if resumed is not None and checkpoint_path is not None:
-                self._restore_fit(read_checkpoint(checkpoint_path), resumed, optimizer, rng, group)
+                state = read_checkpoint(checkpoint_path, type(self).__name__)
+                self._restore_fit(state, resumed, optimizer, rng, group)
 
             def checkpoint(step: int) -> None:
                 self.steps_trained = step
                 if checkpoint_path is not None:
                     fit = FitCheckpoint.capture(
-                        step, seed, batch_size, lr, optimizer, rng, self.device
+                        step, optimizer, rng, self.device, seed=seed, batch_size=batch_size, lr=lr
                     )
-                    write_fit_checkpoint(self._state, fit, checkpoint_path, group, rng, self.device)
+                    write_fit_checkpoint(
+                        self._state, fit, checkpoint_path, group, rng=rng, device=self.device
+                    )
 
             assert self.num_classes is not None
             try:
                 self.steps_trained = train_generator(
                     generator,
                     model,
-                    self.settings,
-                    self.num_classes,
-                    optimizer,
-                    rng,
+                    self.settings if settings is None else settings,
+                    num_classes=self.num_classes,
+                    optimizer=optimizer,
+                    rng=rng,
                     steps=steps,
                     batch_size=batch_size,
                     history=self.history,
                     start=self.steps_trained if resumed is not None else 0,
                     progress=progress,
-                    desc=desc,
+                    desc=self._fit_label(),
                     callback=callback,
                     checkpoint=checkpoint,
                     checkpoint_every=checkpoint_every,
@@ -353,25 +342,19 @@ class _InversionBase(LayerAttribution):
             assert self.generator is not None
             self.generator.load_state_dict(self._initial_generator)
 
-    def _companion(self, settings: InversionSettings, fit: dict[str, Any], extra_args: Any) -> Any:
-        r"""The counterfeit companion: an inversion with ``settings`` fitted with the arguments
-        ``fit``, kept for calls with the same budget, seed and ``extra_args`` objects."""
-        # the objects passed, by identity; kept alive below, so that no other object takes an id
-        args = _format_additional_forward_args(extra_args) or ()
-        key = (fit["steps"], fit["batch_size"], fit["seed"], *map(id, args))
-        if self._counterfeiter is None or self._counterfeiter[0] != key:
-            companion = self._sibling(settings)
-            companion.fit(**fit, additional_forward_args=extra_args)
-            self._counterfeiter = key, companion, args
-        return self._counterfeiter[1]
-
     def _resumable_checkpoint(
         self, path: str | None, seed: int | None, batch_size: int, lr: float
     ) -> FitCheckpoint | None:
         if path is None or not os.path.exists(path):
             return None
-        state, arguments = read_checkpoint(path), {"seed": seed, "batch_size": batch_size, "lr": lr}
-        return check_resumable(state, path, self._fingerprint(), self._config(), arguments)
+        return check_resumable(
+            read_checkpoint(path, type(self).__name__),
+            path,
+            fingerprint=self._fingerprint(),
+            config=self._config(),
+            arguments={"seed": seed, "batch_size": batch_size, "lr": lr},
+            method=type(self).__name__,
+        )
 
     def _restore_fit(
         self,
@@ -388,62 +371,42 @@ class _InversionBase(LayerAttribution):
         fit.restore(optimizer, rng, self.device)
         restore_rank_streams(state, rng, self.device, group)
 
-    def _ensure_fitted(
-        self, inputs: Tensor | None = None, extra_args: Any = None, caller: str = "attribute"
-    ) -> TargetModel:
-        r"""The model view of a fitted inversion: an unfitted one is first fitted with the default
-        budget, which a warning and the progress bar ("first {caller} call") make visible."""
-        model = self._ensure_input_shape(inputs, extra_args)
+    def _ensure_fitted(self, extra_args: Any = None, caller: str = "attribute") -> TargetModel:
+        r"""The model view of a fitted inversion: an unfitted one is first fitted with its
+        class's default budget (:meth:`_first_call_fit`), as a Captum method gives a result
+        from the model alone."""
+        self._ensure_input_shape(None, extra_args)
         if not self.fitted:
-            warnings.warn(
-                f"NetworkInversion is not fitted yet: {caller}() fits the generator with the "
-                f"default budget ({DEFAULT_STEPS} steps of {DEFAULT_BATCH_SIZE} samples) "
-                "first; call fit() to choose the budget and seed",
-                stacklevel=3,
-            )
-            desc = f"NetworkInversion fit (first {caller} call)"
-            # fit()'s defaults: budget, progress bar, no checkpoint, random seed, no callback
-            budget = (DEFAULT_STEPS, DEFAULT_BATCH_SIZE, DEFAULT_LR)
-            self._run_fit(None, *budget, True, None, 100, None, None, extra_args, desc)
-        return model
+            self._first_caller = caller
+            try:
+                self._first_call_fit(extra_args=extra_args, caller=caller)
+            finally:
+                self._first_caller = None
+        return self._ensure_input_shape(None, extra_args)
+
+    def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
+        r"""Fits an unfitted inversion with the default budget, visibly (a warning and the
+        progress bar), for the first ``caller`` call: each public class says how."""
+        raise NotImplementedError
+
+    def _fit_label(self) -> str:
+        r"""The fit's progress-bar label: the class, and the call a first-call fit serves."""
+        label = f"{type(self).__name__} fit"
+        return label if self._first_caller is None else f"{label} (first {self._first_caller} call)"
 
     def _generate(
         self, targets: Tensor, latents: Tensor | None = None, seed: int | None = None
     ) -> Tensor:
         assert self._model is not None and self.num_classes is not None
-        seed = check_seed(seed)
         return generate(
             self._ensure_generator(),
             self._model,
             self.settings,
             targets,
-            self.num_classes,
-            self.device,
-            latents,
-            seed,
-        )
-
-    def _concept(
-        self,
-        target: int,
-        n_samples: int,
-        batch_size: int,
-        concept_id: int | None,
-        name: str | None,
-        seed: int | None,
-    ) -> Concept:
-        r""":meth:`NetworkInversion.as_concept`: the draw as a concept with an id of its own."""
-        check_int(target, "target", "an int class index")
-        if concept_id is not None:
-            check_int(concept_id, "concept_id")
-        check_positive_int(batch_size, "batch_size")
-        samples = self.attribute(target=int(target), n_samples=n_samples, seed=seed).detach()
-        assert self.generator is not None
-        if concept_id is None:
-            concept_id = concept_id_of(self.generator, int(target), n_samples, seed)
-        draw = "random" if seed is None else f"seed_{seed}"
-        return samples_as_concept(
-            samples, int(concept_id), name or f"inverted_class_{target}_{draw}", batch_size
+            num_classes=self.num_classes,
+            device=self.device,
+            latents=latents,
+            seed=check_seed(seed),
         )
 
     def to_pixel_space(self, inputs: Tensor) -> Tensor:

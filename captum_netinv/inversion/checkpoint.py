@@ -138,15 +138,15 @@ def write_atomically(state: Mapping[str, Any], path: str) -> None:
         raise
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
+def read_checkpoint(path: str, method: str = "NetworkInversion") -> dict[str, Any]:
     r"""
-    A checkpoint written by :class:`NetworkInversion`, loaded with ``weights_only=True``;
-    anything else (empty, truncated, foreign or damaged files) raises a ``ValueError`` naming
-    ``path``.
+    A checkpoint written by an inversion, loaded with ``weights_only=True``; anything else
+    (empty, truncated, foreign or damaged files) raises a ``ValueError`` naming ``path`` and
+    ``method``, the class that reads it.
     """
     if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory, not a NetworkInversion checkpoint file")
-    not_ours = f"{path!r} is not a NetworkInversion checkpoint"
+        raise ValueError(f"{path!r} is a directory, not a {method} checkpoint file")
+    not_ours = f"{path!r} is not a {method} checkpoint"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -166,7 +166,7 @@ def read_checkpoint(path: str) -> dict[str, Any]:
         # torch's own message would advise weights_only=False: never for a file we cannot vouch for
         raise ValueError(
             f"{not_ours} (torch.load cannot read it: {type(error).__name__}); give a file "
-            "written by NetworkInversion.save() or fit(checkpoint_path=...)"
+            f"written by {method}.save() or fit(checkpoint_path=...)"
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = type(state).__name__ if not isinstance(state, dict) else "a dict of other keys"
@@ -186,7 +186,7 @@ def read_saved_inversion(
     ``generator`` when it was fitted with a custom one; format-1 files get the settings added
     since (``jitter`` 0) filled in.
     """
-    state = read_checkpoint(path)
+    state = read_checkpoint(path, method)
     config = {"jitter": 0, **state["config"]}
     if (saved := config.get("method", "NetworkInversion")) != method:
         raise ValueError(f"{path!r} holds a {saved}, not a {method}: load it with {saved}.load()")
@@ -221,14 +221,17 @@ class FitCheckpoint:
     def capture(
         cls,
         step: int,
-        seed: int,
-        batch_size: int,
-        lr: float,
         optimizer: torch.optim.Optimizer,
         rng: torch.Generator,
         device: torch.device,
+        *,
+        seed: int,
+        batch_size: int,
+        lr: float,
     ) -> FitCheckpoint:
-        r"""The fit's state now."""
+        r"""The state now of a fit with ``optimizer``, ``rng`` and the global random streams
+        (CUDA's too on a ``device`` of that type), after ``step`` steps of the given
+        ``seed``, ``batch_size`` and ``lr``."""
         return cls(
             step=step,
             seed=seed,
@@ -284,21 +287,24 @@ def check_resumable(
     fingerprint: Mapping[str, Any],
     config: Mapping[str, Any],
     arguments: Mapping[str, Any],
+    method: str = "NetworkInversion",
 ) -> FitCheckpoint:
     r"""
     The fit part of the checkpoint ``state`` read from ``path``, once it is shown to belong to
     this model (``fingerprint``), these settings (``config``) and these fit ``arguments``
-    (``seed``, ``batch_size``, ``lr``; None matches anything); else raises naming the difference.
+    (``seed``, ``batch_size``, ``lr``; None matches anything); else raises naming the difference
+    and ``method``, the class that resumes. The preset's name is a label (every setting is
+    stored explicitly), so it may differ.
     """
     check_fingerprint(state["fingerprint"], fingerprint, path)
     if "step" not in state:
         raise ValueError(
             f"{path!r} holds a saved inversion (from save()), not a fit checkpoint: load it "
-            "with NetworkInversion.load(), or give fit() another checkpoint_path"
+            f"with {method}.load(), or give fit() another checkpoint_path"
         )
     # files from before a setting existed ran with its old behaviour (FORMAT1_VALUES)
     stored = {**FORMAT1_VALUES, **state["config"]}
-    differing = [key for key in config if stored.get(key) != config[key]]
+    differing = [key for key in config if key != "preset" and stored.get(key) != config[key]]
     if differing:
         raise ValueError(
             f"checkpoint {path!r} was written with other settings ({differing}); "

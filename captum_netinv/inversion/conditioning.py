@@ -101,7 +101,7 @@ def soft_vectors(
     argmax is the target, and raised by ``margin`` so that the target's probability is at
     least ``exp(margin)`` times the runner-up's. A larger ``scale`` gives peakier vectors;
     ``margin=0`` gives draws whose top two entries can be arbitrarily close, which no generator
-    can tell apart (the measured cause of most misses, see benchmarks/RESULTS.md).
+    can tell apart (the measured cause of most misses, see :doc:`/methods/network_inversion`).
 
     Args:
         targets (Tensor): ``(B,)`` class indices.

@@ -46,10 +46,12 @@ from captum_netinv.inversion.losses import (
 )
 
 __all__ = [
+    "ProcessGroup",
     "AUTOCAST_DTYPES",
     "GLOBAL_BATCH_TERMS",
     "agree",
     "autocast_context",
+    "check_autocast",
     "condition_to_device",
     "fit_group",
     "frozen_parameters",
@@ -58,6 +60,7 @@ __all__ = [
     "identical_on_ranks",
     "local_batch_size",
     "mean_over_ranks",
+    "rank_local_weights",
     "rank_of",
     "rank_seed",
     "restore_rank_streams",
@@ -76,12 +79,13 @@ GLOBAL_BATCH_TERMS: tuple[str, ...] = (
     "batchnorm_statistics",
 )
 
-_ProcessGroup = Any  # torch.distributed.ProcessGroup, absent from builds without distributed
+#: ``torch.distributed.ProcessGroup`` (absent from builds without distributed support).
+ProcessGroup = Any
 
 
 def fit_group(
-    process_group: _ProcessGroup | None, batch_size: int, autocast: str | None = None
-) -> _ProcessGroup | None:
+    process_group: ProcessGroup | None, batch_size: int, autocast: str | None = None
+) -> ProcessGroup | None:
     r"""
     The process group a fit runs on, or None for an ordinary one-process fit: ``process_group``
     itself, else the default group when ``torch.distributed`` is initialized; a group of one
@@ -91,10 +95,7 @@ def fit_group(
     To fit on one rank alone inside an initialized group, pass a group of that rank only
     (``torch.distributed.new_group([rank])``).
     """
-    if autocast is not None and autocast not in AUTOCAST_DTYPES:
-        raise ValueError(
-            f"`autocast` must be None or one of {sorted(AUTOCAST_DTYPES)}, got {autocast!r}"
-        )
+    check_autocast(autocast)
     initialized = dist.is_available() and dist.is_initialized()
     if process_group is not None and not initialized:
         raise ValueError(
@@ -112,7 +113,26 @@ def fit_group(
     return group
 
 
-def local_batch_size(batch_size: int, group: _ProcessGroup | None) -> int:
+def check_autocast(autocast: object) -> None:
+    r"""A ``ValueError`` unless ``autocast`` is None or a key of :data:`AUTOCAST_DTYPES`."""
+    if autocast is not None and autocast not in AUTOCAST_DTYPES:
+        raise ValueError(
+            f"`autocast` must be None or one of {sorted(AUTOCAST_DTYPES)}, got {autocast!r}"
+        )
+
+
+def rank_local_weights(
+    weights: Mapping[str, float], group: ProcessGroup | None
+) -> Mapping[str, float]:
+    r"""The weights of the terms each rank computes on its own share: ``weights`` itself in one
+    process; under a group, the :data:`GLOBAL_BATCH_TERMS` set to 0 (:func:`global_batch_terms`
+    computes them on the global batch)."""
+    if group is None:
+        return weights
+    return {name: 0.0 if name in GLOBAL_BATCH_TERMS else weight for name, weight in weights.items()}
+
+
+def local_batch_size(batch_size: int, group: ProcessGroup | None) -> int:
     r"""Each rank's share of the global ``batch_size``; a ``ValueError`` unless it divides."""
     world = 1 if group is None else dist.get_world_size(group)
     if check_positive_int(batch_size, "batch_size") % world != 0:
@@ -123,7 +143,7 @@ def local_batch_size(batch_size: int, group: _ProcessGroup | None) -> int:
     return batch_size // world
 
 
-def rank_of(group: _ProcessGroup | None) -> int:
+def rank_of(group: ProcessGroup | None) -> int:
     r"""This process's rank in ``group``; 0 without one."""
     return 0 if group is None else dist.get_rank(group)
 
@@ -145,7 +165,7 @@ def rank_seed(seed: int, rank: int) -> int:
     return int.from_bytes(digest[:8], "little") % MAX_SEED
 
 
-def seed_streams(seed: int, rng: torch.Generator, group: _ProcessGroup | None) -> None:
+def seed_streams(seed: int, rng: torch.Generator, group: ProcessGroup | None) -> None:
     r"""
     Seeds this rank's streams, the fit's ``rng`` and torch's global generators (dropout,
     jitter, the default generator's initial weights, which DDP replaces by rank 0's), with
@@ -160,7 +180,7 @@ class _GatherRows(Function):
     r"""All-gather along dim 0; backward: the sum of the ranks' gradients of this rank's rows."""
 
     @staticmethod
-    def forward(ctx: Any, tensor: Tensor, group: _ProcessGroup) -> Tensor:
+    def forward(ctx: Any, tensor: Tensor, group: ProcessGroup) -> Tensor:
         ctx.group = group
         ctx.rows = tensor.shape[0]
         parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(group))]
@@ -175,7 +195,7 @@ class _GatherRows(Function):
         return total[start : start + ctx.rows], None
 
 
-def gather_rows(tensor: Tensor, group: _ProcessGroup | None) -> Tensor:
+def gather_rows(tensor: Tensor, group: ProcessGroup | None) -> Tensor:
     r"""
     Every rank's ``tensor`` (same shape on each) concatenated along dim 0 in rank order, in the
     autograd graph: the gradient reaching this rank's rows is the sum of the gradients every
@@ -186,7 +206,7 @@ def gather_rows(tensor: Tensor, group: _ProcessGroup | None) -> Tensor:
     return _GatherRows.apply(tensor, group)
 
 
-def _gather_all(tensors: Sequence[Tensor], group: _ProcessGroup | None) -> list[Tensor]:
+def _gather_all(tensors: Sequence[Tensor], group: ProcessGroup | None) -> list[Tensor]:
     r"""Each of ``tensors`` from every rank, ``(world_size, *shape)``, in one collective."""
     flat = gather_rows(torch.cat([tensor.reshape(1, -1) for tensor in tensors], dim=1), group)
     parts = flat.split([tensor.numel() for tensor in tensors], dim=1)
@@ -215,7 +235,7 @@ def global_batch_terms(
     features: Tensor,
     batchnorm_inputs: Sequence[tuple[nn.modules.batchnorm._BatchNorm, Tensor]],
     weights: Mapping[str, float],
-    group: _ProcessGroup | None,
+    group: ProcessGroup | None,
     similarity: Similarity = pairwise_cosine,
 ) -> dict[str, Tensor]:
     r"""
@@ -260,7 +280,7 @@ def global_batch_terms(
     return terms
 
 
-def mean_over_ranks(values: Tensor, group: _ProcessGroup | None) -> list[float]:
+def mean_over_ranks(values: Tensor, group: ProcessGroup | None) -> list[float]:
     r"""
     ``values`` (a 1-D tensor on any device) averaged over the ranks of ``group``, as floats:
     the step's one host synchronisation.
@@ -272,7 +292,7 @@ def mean_over_ranks(values: Tensor, group: _ProcessGroup | None) -> list[float]:
     return [float(value) for value in values.detach().float().cpu().tolist()]
 
 
-def agree(flag: bool, group: _ProcessGroup | None, device: torch.device) -> bool:
+def agree(flag: bool, group: ProcessGroup | None, device: torch.device) -> bool:
     r"""True on every rank when ``flag`` is true on any rank (a callback asking to stop)."""
     if group is None:
         return flag
@@ -281,7 +301,7 @@ def agree(flag: bool, group: _ProcessGroup | None, device: torch.device) -> bool
     return bool(vote.item())
 
 
-def identical_on_ranks(values: Tensor, group: _ProcessGroup | None, device: torch.device) -> bool:
+def identical_on_ranks(values: Tensor, group: ProcessGroup | None, device: torch.device) -> bool:
     r"""
     True on every rank when ``values`` (the same shape on each rank) are equal on all ranks of
     ``group`` (always with no group): their maximum and minimum over the ranks coincide.
@@ -296,7 +316,7 @@ def identical_on_ranks(values: Tensor, group: _ProcessGroup | None, device: torc
 
 
 @contextmanager
-def wrap_generator(generator: nn.Module, group: _ProcessGroup | None) -> Iterator[nn.Module]:
+def wrap_generator(generator: nn.Module, group: ProcessGroup | None) -> Iterator[nn.Module]:
     r"""
     ``generator`` in :class:`~torch.nn.parallel.DistributedDataParallel` over ``group`` for the
     block (rank 0's weights and buffers broadcast on entry, buffers again at every forward and
@@ -373,7 +393,7 @@ def write_fit_checkpoint(
     state: Callable[[], dict[str, Any]],
     fit: FitCheckpoint,
     path: str,
-    group: _ProcessGroup | None,
+    group: ProcessGroup | None,
     rng: torch.Generator | None = None,
     device: torch.device | None = None,
 ) -> None:
@@ -398,7 +418,7 @@ def restore_rank_streams(
     state: Mapping[str, Any],
     rng: torch.Generator,
     device: torch.device,
-    group: _ProcessGroup | None,
+    group: ProcessGroup | None,
 ) -> None:
     r"""
     Puts this rank's random states back from a checkpoint ``state`` (rank 0's are the file's

@@ -44,7 +44,7 @@ _BASE_SIDE = 4
 _WIDEST = 256
 _VECTOR_HIDDEN = 128
 _NARROWEST = 16
-#: Dropout rate after every up-sampling stage (benchmarks/bench_inversion.py, RESULTS.md).
+#: Dropout rate after every up-sampling stage (:doc:`/choosing_settings`).
 DEFAULT_DROPOUT = 0.3
 #: How a soft vector is joined to ``z``: ``"mlp"`` (rescaled to a mean entry of 1 and decoded
 #: by a hidden layer) or ``"none"`` (joined as it is, the paper's simplest encoder).
@@ -83,7 +83,7 @@ class ConditionedGenerator(nn.Module):
     A linear layer projects the latent code (joined with the label embedding or soft vector)
     to a ``(width, h0, w0)`` map with ``h0, w0`` in 4..7; each stage doubles the size with a
     transposed convolution, batch norm, ReLU and dropout (of single units by default, of whole
-    feature maps with ``channel_dropout``; see the ablation in ``benchmarks/RESULTS.md``); a last
+    feature maps with ``channel_dropout``; see the ablation in :doc:`/choosing_settings`); a last
     convolution gives the input's channels, resized to ``(H, W)`` where the doubling
     overshoots, and a sigmoid maps it into ``input_range``. With matrix conditioning the class
     matrix is joined as an extra channel to the first feature map with at least ``num_classes``

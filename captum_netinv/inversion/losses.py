@@ -251,6 +251,7 @@ def inversion_loss_terms(
     logits: Tensor,
     features: Tensor,
     images: Tensor,
+    *,
     conditioning: ConditioningBatch,
     weights: Mapping[str, float],
     input_range: tuple[float, float],

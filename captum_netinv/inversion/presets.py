@@ -1,4 +1,4 @@
-"""Named configurations of a network inversion: the package's default and the paper's method.
+"""Named configurations of an inversion: the package's default, the paper's method, the neurons'.
 
 A :class:`Preset` is a small named object holding the settings it changes from
 :class:`~captum_netinv.inversion.InversionSettings`; explicit arguments override it.
@@ -14,7 +14,7 @@ from typing import Any
 from captum_netinv.inversion.losses import IMAGE_PRIORS
 from captum_netinv.inversion.settings import InversionSettings
 
-__all__ = ["DEFAULT", "PAPER", "PRESETS", "Preset", "preset_named"]
+__all__ = ["DEFAULT", "NEURON", "PAPER", "PRESETS", "Preset", "preset_named"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Preset:
 
     Args:
         name (str): The name :class:`~captum_netinv.NetworkInversion` takes as ``preset=``
-                    and :class:`~captum_netinv.inversion.InversionEvaluation` reports.
+                    and :class:`~captum_netinv.InversionEvaluation` reports.
         description (str): One line on what the preset is for.
         values (Mapping[str, Any]): The settings it changes from
                     :class:`~captum_netinv.inversion.InversionSettings`'s defaults;
@@ -66,7 +66,7 @@ class Preset:
 
 
 #: The package's method: the paper's conditioning and diversity terms plus image priors, jitter,
-#: a margin on the soft vectors and an MLP vector encoder (benchmarks/RESULTS.md).
+#: a margin on the soft vectors and an MLP vector encoder (:doc:`/choosing_settings`).
 DEFAULT = Preset("default", "the paper's method with image priors, jitter and a vector margin")
 
 #: Only what Suhail & Sethi (2024) describe (the choices they leave open are listed in
@@ -86,8 +86,23 @@ PAPER = Preset(
     },
 )
 
+#: NeuronInversion's default: the package's method without per-sample shift or zoom (the unit is
+#: asked to fire on the generated sample itself) and with stronger diversity terms per pair of
+#: one unit's samples; how these values were chosen is in :doc:`/methods/neuron_inversion`.
+NEURON = Preset(
+    "neuron",
+    "NeuronInversion's default: no shift or zoom, stronger within-unit diversity terms",
+    {
+        "jitter": 0,
+        "zoom": 0.0,
+        "loss_weights": {"cosine_similarity": 4.0, "feature_orthogonality": 0.2},
+    },
+)
+
 #: Every preset by name.
-PRESETS: Mapping[str, Preset] = MappingProxyType({DEFAULT.name: DEFAULT, PAPER.name: PAPER})
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {preset.name: preset for preset in (DEFAULT, PAPER, NEURON)}
+)
 
 
 def preset_named(preset: str | Preset) -> Preset:

@@ -6,41 +6,30 @@ generator's dropout), so the same seed gives the same samples and the global sta
 
 from __future__ import annotations
 
-import hashlib
 import numbers
-import secrets
 
 import numpy as np
 import torch
 from captum._utils.typing import TargetType
-from captum.concept import Concept
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from captum_netinv._activations import iterate_batches
+from captum_netinv._moved import moved_attribute
 from captum_netinv._utils import check_positive_int, excerpt
-from captum_netinv.inversion.checkpoint import weights_hash
 from captum_netinv.inversion.generator import sampling_mode
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.target_model import SAMPLE_BATCH_SIZE, TargetModel
 
 __all__ = [
-    "CONCEPT_ID_BASE",
     "DEFAULT_SAMPLES",
-    "concept_id_of",
     "generate",
     "latent_codes",
     "rng_devices",
-    "samples_as_concept",
     "targets_from",
 ]
 
 #: Number of samples drawn for an int ``target`` when ``n_samples`` is not given.
 DEFAULT_SAMPLES = 16
-#: Ids of concepts drawn by ``as_concept`` lie in ``[CONCEPT_ID_BASE, 2 * CONCEPT_ID_BASE)``,
-#: far above the small ids users give their own concepts, and below 2**24: TCAV's classifier
-#: stores the ids as float32 class labels, which hold integers exactly only up to there.
-CONCEPT_ID_BASE = 2**23
 
 
 def targets_from(target: TargetType, n_samples: int | None, num_classes: int) -> Tensor:
@@ -182,27 +171,5 @@ def generate(
     return torch.cat(outputs)
 
 
-def concept_id_of(generator: nn.Module, target: int, n_samples: int, seed: int | None) -> int:
-    r"""
-    The concept id of a draw: a hash of the generator's weights, the class, the count and the
-    seed (a fresh random id when ``seed`` is None), in ``[CONCEPT_ID_BASE, 2 * CONCEPT_ID_BASE)``:
-    the same draw keeps its id (TCAV may reuse its saved CAVs), any other draw gets another.
-    """
-    draw = f"{weights_hash([generator])}/{target}/{n_samples}/"
-    draw += secrets.token_hex(8) if seed is None else str(seed)
-    digest = hashlib.sha1(draw.encode(), usedforsecurity=False).hexdigest()
-    return CONCEPT_ID_BASE + int(digest, 16) % CONCEPT_ID_BASE
-
-
-def samples_as_concept(samples: Tensor, concept_id: int, name: str, batch_size: int) -> Concept:
-    r"""
-    A :class:`captum.concept.Concept` whose ``data_iter`` yields ``samples`` in batches of
-    ``batch_size`` bare tensors (as Captum's concept code expects).
-    """
-    check_positive_int(batch_size, "batch_size")
-    loader = DataLoader(TensorDataset(samples), batch_size=batch_size, collate_fn=_stack_first)
-    return Concept(concept_id, name, loader)
-
-
-def _stack_first(rows: list[tuple[Tensor, ...]]) -> Tensor:
-    return torch.stack([row[0] for row in rows])
+# concept_id_of, samples_as_concept and CONCEPT_ID_BASE were imported from here before
+__getattr__ = moved_attribute(__name__)

@@ -42,7 +42,7 @@ __all__ = [
     "to_pixel_space",
 ]
 
-#: Default training budget of a fit, chosen from benchmarks/bench_inversion.py (RESULTS.md).
+#: Default training budget of a fit (:doc:`/choosing_settings` says how it was chosen).
 DEFAULT_STEPS = 2700
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR = 2e-3

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,15 +18,16 @@ from captum_netinv._utils import eval_mode, model_device
 from captum_netinv.inversion.augmentation import augmented
 from captum_netinv.inversion.conditioning import ConditioningBatch
 from captum_netinv.inversion.distributed import (
-    GLOBAL_BATCH_TERMS,
+    ProcessGroup,
     agree,
     autocast_context,
+    check_autocast,
     condition_to_device,
-    fit_group,
     frozen_parameters,
     global_batch_terms,
     local_batch_size,
     mean_over_ranks,
+    rank_local_weights,
     rank_of,
     to_device,
     wrap_generator,
@@ -86,10 +86,11 @@ def _loss_terms(
     generator: nn.Module,
     model: TargetModel,
     settings: InversionSettings,
+    *,
     condition: ConditioningBatch,
     z: Tensor,
     norms: list[nn.modules.batchnorm._BatchNorm],
-    group: Any = None,
+    group: ProcessGroup | None = None,
     autocast: str | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     with autocast_context(z.device, autocast):
@@ -103,21 +104,18 @@ def _loss_terms(
             tensor.float() for tensor in (images, model_inputs, logits, features)
         )
         norm_inputs = [(norm, inputs.float()) for norm, inputs in norm_inputs]
-    weights = settings.loss_weights
-    if group is not None:  # batch-level terms on the global batch of all ranks, below
-        weights = {k: 0.0 if k in GLOBAL_BATCH_TERMS else w for k, w in weights.items()}
     terms = inversion_loss_terms(
         logits,
         features,
         images,
-        condition,
-        weights,
-        settings.input_range,
-        norm_inputs,
-        model_inputs,
-        model.pairwise_cosine,
+        conditioning=condition,
+        weights=rank_local_weights(settings.loss_weights, group),
+        input_range=settings.input_range,
+        batchnorm_inputs=norm_inputs,
+        model_inputs=model_inputs,
+        similarity=model.pairwise_cosine,
     )
-    if group is not None:
+    if group is not None:  # the batch-level terms, on the global batch of all ranks
         terms.update(
             global_batch_terms(
                 features, norm_inputs, settings.loss_weights, group, model.pairwise_cosine
@@ -131,15 +129,25 @@ def _step(
     model: TargetModel,
     settings: InversionSettings,
     optimizer: torch.optim.Optimizer,
+    *,
     condition: ConditioningBatch,
     z: Tensor,
     step: int,
     norms: list[nn.modules.batchnorm._BatchNorm],
-    group: Any = None,
+    group: ProcessGroup | None = None,
     autocast: str | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    terms, logits = _loss_terms(generator, model, settings, condition, z, norms, group, autocast)
+    terms, logits = _loss_terms(
+        generator,
+        model,
+        settings,
+        condition=condition,
+        z=z,
+        norms=norms,
+        group=group,
+        autocast=autocast,
+    )
     loss = weighted_sum(terms, settings.loss_weights)
     optimizer.zero_grad(set_to_none=True)
     # the model's parameters are frozen for the fit (frozen_parameters): the generator's alone
@@ -176,6 +184,7 @@ def _prior_layers(
 
 def _draw(
     settings: InversionSettings,
+    *,
     batch_size: int,
     num_classes: int,
     rng: torch.Generator,
@@ -190,11 +199,19 @@ def _draw(
     return condition_to_device(condition, device), to_device(z, device)
 
 
+def _record(values: dict[str, float], *, history: History, bar: tqdm) -> None:
+    r"""Appends a step's ``values`` to ``history`` and shows them on the progress ``bar``."""
+    for key, number in values.items():
+        history.setdefault(key, []).append(number)
+    bar.update()
+    bar.set_postfix(loss=f"{values['loss']:.3f}", hit=f"{values['hit_rate']:.2f}")
+
+
 def _asks_to_stop(
     callback: StepCallback | None,
     step: int,
     values: dict[str, float],
-    group: Any,
+    group: ProcessGroup | None,
     device: torch.device,
 ) -> bool:
     r"""Whether ``callback`` returned True, on any rank of ``group`` (all ranks stop together)."""
@@ -207,10 +224,10 @@ def train_generator(
     generator: nn.Module,
     model: TargetModel,
     settings: InversionSettings,
+    *,
     num_classes: int,
     optimizer: torch.optim.Optimizer,
     rng: torch.Generator,
-    *,
     steps: int,
     batch_size: int,
     history: History,
@@ -220,7 +237,7 @@ def train_generator(
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: int = 100,
     desc: str = "NetworkInversion fit",
-    process_group: Any = None,
+    process_group: ProcessGroup | None = None,
     autocast: str | None = None,
 ) -> int:
     r"""
@@ -245,7 +262,9 @@ def train_generator(
         checkpoint_every (int, optional): Steps between checkpoints. Default: 100
         desc (str, optional): The progress bar's label. Default: ``"NetworkInversion fit"``
         process_group (ProcessGroup, optional): Ranks training one generator in DDP, each
-                    with its share of the batch and its own ``rng``. Default: None
+                    with its share of the batch and its own ``rng``, as
+                    :func:`~captum_netinv.inversion.distributed.fit_group` resolved it (used as
+                    given: a group of one rank is not turned into None here). Default: None
         autocast (str, optional): ``"bfloat16"`` or ``"float16"`` forward passes. Default: None
 
     Returns:
@@ -256,7 +275,8 @@ def train_generator(
                     weights of the step before.
     """
     device = model_device(model.forward_func)
-    group = fit_group(process_group, batch_size, autocast)
+    group = process_group
+    check_autocast(autocast)
     share, rank = local_batch_size(batch_size, group), rank_of(group)
     norms = _prior_layers(model, settings)
     done = start
@@ -269,14 +289,29 @@ def train_generator(
         tqdm(total=steps, initial=start, desc=desc, disable=not progress or rank) as bar,
     ):
         for step in range(start + 1, steps + 1):
-            condition, z = _draw(settings, share, num_classes, rng, device, rank * share)
-            options = (group, autocast, scaler)
-            values = _step(runner, model, settings, optimizer, condition, z, step, norms, *options)
-            for key, number in values.items():
-                history.setdefault(key, []).append(number)
+            condition, z = _draw(
+                settings,
+                batch_size=share,
+                num_classes=num_classes,
+                rng=rng,
+                device=device,
+                offset=rank * share,
+            )
+            values = _step(
+                runner,
+                model,
+                settings,
+                optimizer,
+                condition=condition,
+                z=z,
+                step=step,
+                norms=norms,
+                group=group,
+                autocast=autocast,
+                scaler=scaler,
+            )
+            _record(values, history=history, bar=bar)
             done = step
-            bar.update()
-            bar.set_postfix(loss=f"{values['loss']:.3f}", hit=f"{values['hit_rate']:.2f}")
             stop = _asks_to_stop(callback, step, values, group, device)
             if checkpoint is not None and (stop or step % checkpoint_every == 0 or step == steps):
                 checkpoint(step)

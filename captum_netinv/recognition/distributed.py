@@ -6,6 +6,12 @@ receives all ``N`` rows of a group of its contiguous share of the neurons, runs 
 search on them and drops them, so it never holds more than one round's columns besides its own
 ``n x K`` rows. Every rank gets all ``N`` rows of the labels, and the per-neuron results are
 gathered in neuron order, so every rank returns what one process would.
+
+The two entry points take the samples differently: ``InverseRecognition.attribute`` the whole data
+set on every rank (it shares the samples out itself, :func:`local_layer_activations`),
+``explain_activations`` each rank's own rows (:func:`rank_slice`). Before the exchange the ranks
+compare what they hold (:func:`explain_sharded`): the same labels everywhere in the first case,
+not the same rows everywhere in the second, else the same error is raised on every rank.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ ExplainColumns = Callable[[Tensor, Tensor, list[int]], list[Explanation]]
 _EXCHANGE_BYTES = 32 * 2**20
 #: Fewest neurons a round holds: each round runs one search, which prepares the labels once.
 _MIN_ROUND_NEURONS = 64
+#: Bytes of one block of rows :func:`_checksum` converts at a time (it holds two such blocks).
+_CHECKSUM_BYTES = 8 * 2**20
 
 
 def active_group(process_group: Any = None) -> dist.ProcessGroup | None:
@@ -219,6 +227,12 @@ class _Shard:
     dtype: torch.dtype | None
     finite: list[bool] | None
     label_rows: int
+    #: :func:`_checksum` of the labels: the same on every rank when each passes the whole set.
+    labels_checksum: tuple[float, ...]
+    #: :func:`_checksum` of the activations, then of the labels, of a rank's own rows (None when
+    #: it has none, or when the labels are the whole set's): equal on every rank only when each
+    #: passes the same rows.
+    rows_checksum: tuple[float, ...] | None
     names: list[str]
     problems: list[str]
 
@@ -243,6 +257,11 @@ def explain_sharded(
     r"""
     Runs ``explain`` on every rank for its share of the neurons and gathers the explanations.
 
+    Raises the same ``ValueError`` on every rank when the ranks' data break the contract of
+    ``layout``: with a ``layout``, ranks whose ``labels`` differ (each must pass the whole data
+    set's); without one, ranks that all pass the same rows (activations and labels, compared by
+    row count and :func:`_checksum`), which would count every sample once per rank.
+
     Args:
         values (Tensor or None): ``(n, K)`` activations of this rank's samples (None: none).
         labels (Tensor): ``(n, C)`` labels of this rank's samples when ``layout`` is None, else
@@ -266,7 +285,15 @@ def explain_sharded(
     whole_labels = layout is not None
     if layout is None:
         layout = [(rank, 0 if values is None else values.shape[0])]
-    shards = _agree(_describe(values, labels, names, layout, whole_labels, source), group, source)
+    shard = _describe(
+        values=values,
+        labels=labels,
+        names=names,
+        layout=layout,
+        whole_labels=whole_labels,
+        source=source,
+    )
+    shards = _agree(shard, group=group, whole_labels=whole_labels, source=source)
     width = next(shard.width for shard in shards if shard.width is not None)
     dtype = next(shard.dtype for shard in shards if shard.dtype is not None)
     chosen = neuron_indices(width)
@@ -285,7 +312,14 @@ def explain_sharded(
     target = torch.device(device) if device is not None else local.device
     whole = labels.to(target)
     found: list[Explanation] = []
-    rounds = _exchange(local, chosen, positions, count, group, progress and rank == 0)
+    rounds = _exchange(
+        values=local,
+        chosen=chosen,
+        positions=positions,
+        count=count,
+        group=group,
+        progress=progress and rank == 0,
+    )
     for columns, neurons in rounds:
         if neurons:
             found += explain(columns.to(target), whole, neurons)
@@ -296,6 +330,7 @@ def explain_sharded(
 
 
 def _describe(
+    *,
     values: Tensor | None,
     labels: Tensor,
     names: list[str],
@@ -318,22 +353,101 @@ def _describe(
         for start in range(0, values.shape[0], step):
             ok &= torch.isfinite(values[start : start + step]).all(dim=0)
         finite = ok.tolist()
+    labels_checksum = _checksum(labels, torch.int64)
+    rows_checksum = None
+    if values is not None and not whole_labels:
+        rows_checksum = _checksum(values, torch.float64) + labels_checksum
     return _Shard(
         layout=layout,
         width=None if values is None else values.shape[1],
         dtype=None if values is None else values.dtype,
         finite=finite,
         label_rows=labels.shape[0],
+        labels_checksum=labels_checksum,
+        rows_checksum=rows_checksum,
         names=names,
         problems=problems,
     )
 
 
-def _agree(shard: _Shard, group: dist.ProcessGroup, source: str) -> list[_Shard]:
+def _checksum(matrix: Tensor, dtype: torch.dtype) -> tuple[float, ...]:
+    r"""
+    Order-sensitive sums of the ``(n, m)`` ``matrix`` taken in ``dtype`` (int64 for labels, so
+    exact in any order; float64 for activations), ``_CHECKSUM_BYTES`` of rows at a time: of all
+    values, of each row's sum times its row number, of each column's sum times its column
+    number (from 1), and of the squares. Equal matrices give equal sums; the rows of different
+    samples practically never do, nor the same rows in another order. Non-finite values count
+    as 0 here (they are refused by name later).
+    """
+    count, width = matrix.shape
+    columns = torch.arange(1, width + 1, dtype=dtype, device=matrix.device)
+    total = by_row = by_column = squares = torch.zeros((), dtype=dtype, device=matrix.device)
+    step = max(1, _CHECKSUM_BYTES // max(1, width * dtype.itemsize))
+    for start in range(0, count, step):
+        # a contiguous copy, changed in place: the sums do not depend on the memory layout
+        block = matrix[start : start + step].to(
+            dtype=dtype, memory_format=torch.contiguous_format, copy=True
+        )
+        if dtype.is_floating_point:
+            block.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        rows = torch.arange(start + 1, start + block.shape[0] + 1, dtype=dtype, device=block.device)
+        row_sums = block.sum(dim=1)
+        total = total + row_sums.sum()
+        by_row = by_row + (rows * row_sums).sum()
+        by_column = by_column + (block.sum(dim=0) * columns).sum()
+        squares = squares + (block * block).sum()
+    return tuple(torch.stack([total, by_row, by_column, squares]).tolist())
+
+
+def _same_rows_on_every_rank(shards: list[_Shard]) -> bool:
+    """Whether every rank holds rows, as many as the others and with the same checksum."""
+    first = shards[0]
+    return (
+        first.rows_checksum is not None
+        and first.rows > 0
+        and all(
+            shard.rows == first.rows and shard.rows_checksum == first.rows_checksum
+            for shard in shards
+        )
+    )
+
+
+def _contract_problems(shards: list[_Shard], *, whole_labels: bool, source: str) -> list[str]:
+    r"""
+    How the ranks' data break the contract of their entry point: with ``whole_labels``
+    (``attribute``: the whole data set on every rank) labels that differ between ranks; without
+    (``explain_activations``: each rank's own rows) the same rows on every rank.
+    """
+    world = len(shards)
+    if not whole_labels and _same_rows_on_every_rank(shards):
+        return [
+            f"all {world} ranks pass the same {shards[0].rows} rows of `{source}` and "
+            "`concepts`, but with a process group explain_activations takes each rank's own "
+            "rows (those of rank 0, then of rank 1, ... are the data set), so each sample would "
+            f"be counted {world} times. Pass each rank its share, e.g. `rows = "
+            f"captum_netinv.recognition.rank_slice(len({source}))`, then `{source}[rows]` and "
+            "`concepts[rows]`; or label the whole matrix in one process (without "
+            "torch.distributed, or with a `process_group` of one rank)"
+        ]
+    labels_seen = {(shard.label_rows, shard.labels_checksum) for shard in shards}
+    if whole_labels and len(labels_seen) > 1:
+        return [
+            f"ranks pass different `concepts` ({[shard.label_rows for shard in shards]} rows): "
+            f"with a process group, attribute takes the whole data set's `{source}` and "
+            "`concepts` on every rank (the same on all, not each rank's own samples) and shares "
+            "the samples out itself"
+        ]
+    return []
+
+
+def _agree(
+    shard: _Shard, *, group: dist.ProcessGroup, whole_labels: bool, source: str
+) -> list[_Shard]:
     """Every rank's :class:`_Shard`; raises the same error on every rank if they disagree."""
     shards: list[Any] = [None] * dist.get_world_size(group)
     dist.all_gather_object(shards, shard, group=group)
     problems = [f"rank {rank}: {text}" for rank, s in enumerate(shards) for text in s.problems]
+    problems += _contract_problems(shards, whole_labels=whole_labels, source=source)
     widths = {s.width for s in shards if s.width is not None}
     dtypes = {s.dtype for s in shards if s.dtype is not None}
     if not widths:
@@ -411,6 +525,7 @@ def _gather_rows(
 
 
 def _exchange(
+    *,
     values: Tensor,
     chosen: list[int],
     positions: list[Tensor],

@@ -33,9 +33,22 @@ _ESCAPE = re.compile(r"\\(.)")
 
 # binding strength of each node kind; a child is parenthesized when it binds weaker than needed
 _OR, _AND, _NOT, _ATOM = 1, 2, 3, 4
+# the most characters of the input an error quotes, so that it never repeats a megabyte of it
+#: Of a whole text, or a concept name on its own.
+_TEXT_EXCERPT = 80
+#: Of the token where parsing failed.
+_TOKEN_EXCERPT = 40
+#: Of the text after a double quote that opens no well-formed quoted name.
+_QUOTE_EXCERPT = 20
+#: Of each concept name in a list of names.
+_NAME_EXCERPT = 40
+#: The most concept names an error lists.
+_PREVIEW_NAMES = 10
 
 _Piece: TypeAlias = "str | Formula"  # text, or a node still to be written in its place
 _Token: TypeAlias = "tuple[str, str, int]"  # kind ("operator" / "name"), value, position
+#: An elementwise operation on two masks (tensors or arrays), e.g. ``operator.and_``.
+_MaskOperation: TypeAlias = "Callable[[Any, Any], Any]"
 
 
 class Formula(ABC):
@@ -325,9 +338,11 @@ class _Binary(Formula):
     right: Formula
     symbol: ClassVar[str] = ""
     #: The elementwise operation on the two operands' masks.
-    combine: ClassVar[Callable[[Any, Any], Any]]
+    combine: ClassVar[_MaskOperation]
 
-    def __init_subclass__(cls, symbol: str = "", precedence: int = 0, combine: Any = None) -> None:
+    def __init_subclass__(
+        cls, symbol: str = "", precedence: int = 0, combine: _MaskOperation | None = None
+    ) -> None:
         # dataclass(slots=True) builds each class again without these arguments: keep them
         if combine is not None:
             cls.symbol, cls.precedence, cls.combine = symbol, precedence, combine
@@ -385,9 +400,10 @@ def _tokens(text: str) -> Iterator[_Token]:
     if position < end:
         # only a '"' after blanks that opens no well-formed quoted name matches no token
         start = text.index('"', position)
+        found = _excerpt(text[start:], limit=_QUOTE_EXCERPT)
         raise ValueError(
             f"`text` {_excerpt(text)}: cannot read a formula at position {start}: expected "
-            f"a name in double quotes ending with '\"', found {_excerpt(text[start:], 20)}"
+            f"a name in double quotes ending with '\"', found {found}"
         )
 
 
@@ -482,18 +498,20 @@ class _Parser:
             found = "the end of the text"
         else:
             _, value, start = self.token
-            found = f"{_excerpt(value, 40)} at position {start}"
+            found = f"{_excerpt(value, limit=_TOKEN_EXCERPT)} at position {start}"
         return ValueError(f"`text` {_excerpt(self.text)}: expected {expected}, found {found}")
 
 
-def _excerpt(text: str, limit: int = 80) -> str:
-    """``repr(text)``, cut to its first ``limit`` characters when longer: errors quote the input
-    without repeating a megabyte of it."""
+def _excerpt(text: str, limit: int = _TEXT_EXCERPT) -> str:
+    """``repr(text)``, cut to its first ``limit`` characters when longer."""
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
-def _preview(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(name if len(name) <= 40 else name[:40] + "..." for name in names[:limit])
+def _preview(names: list[str], limit: int = _PREVIEW_NAMES) -> str:
+    shown = ", ".join(
+        name if len(name) <= _NAME_EXCERPT else name[:_NAME_EXCERPT] + "..."
+        for name in names[:limit]
+    )
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -57,11 +57,13 @@ class InverseRecognition(LayerAttribution):
 
     With a ``process_group`` (by default the default group once ``torch.distributed`` is
     initialized, e.g. under ``torchrun``; a group of one rank runs the ordinary path), call
-    ``attribute`` on every rank with the same whole ``inputs`` and ``concepts``: each rank runs
-    the model on its own share of the samples (a contiguous slice of a tensor, every
-    ``world``-th batch of an iterable; a map-style ``DataLoader`` is rebuilt over those batches
-    only) and searches its share of the neurons, and every rank returns the whole result, equal
-    to one process's, with the labels but without the activations (:doc:`/methods/invert`).
+    ``attribute`` on every rank with the same **whole** ``inputs`` and ``concepts`` (the whole
+    data set, not each rank's own samples): each rank runs the model on its own share of the
+    samples (a contiguous slice of a tensor, every ``world``-th batch of an iterable; a
+    map-style ``DataLoader`` is rebuilt over those batches only) and searches its share of the
+    neurons, and every rank returns the whole result, equal to one process's, with the labels
+    but without the activations (:doc:`/methods/invert`). :func:`explain_activations` takes
+    the opposite: each rank's own rows.
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class InverseRecognition(LayerAttribution):
             neurons (int or sequence of int, optional): Neurons to label. Default: all.
             formula_length (int, optional): Longest formula, in literals. Default: 3
             beam_size (int, optional): Formulas kept per level of the beam search. Default: 5
-            min_fraction, max_fraction (float, optional): Smallest and largest admissible
-                        fraction of the samples a formula may hold. Default: 0.0, 0.5
+            min_fraction (float, optional): Smallest admissible fraction of the samples a
+                        formula may hold. Default: 0.0
+            max_fraction (float, optional): Largest admissible fraction of the samples a
+                        formula may hold. Default: 0.5
             mode (str, optional): ``"positive"`` seeks the formula with the highest AUC,
                         ``"negative"`` the one with the lowest. Default: ``"positive"``
             neuron_reduction (str or Callable, optional): How a neuron's output with spatial
@@ -135,7 +139,15 @@ class InverseRecognition(LayerAttribution):
                         direction, ``"two-sided"``, ``"greater"`` or ``"less"``. Default: None
             reference_compatible (bool, optional): Run the official implementation's search
                         instead (see :doc:`/methods/invert`). Default: False
-            process_group (ProcessGroup, optional): Ranks sharing the work, see above.
+            process_group (ProcessGroup, optional): Ranks sharing the work. Call on every
+                        rank with the whole data set, the same on all: the whole tensor or the
+                        whole data set's ``DataLoader`` as ``inputs`` (not a loader of the
+                        rank's own samples; one with a ``DistributedSampler`` is refused; any
+                        other iterable must yield the same batches in the same order on every
+                        rank) and the same ``concepts``. Ranks whose ``concepts`` differ, or
+                        whose shares hold another number of samples than ``concepts`` labels,
+                        raise a ``ValueError`` on every rank. Default: the default group once
+                        ``torch.distributed`` is initialized (one rank: the ordinary path)
 
         Returns:
             :class:`Explanations`: per neuron the best formula with its AUC, p-value, ``z``,
@@ -143,29 +155,39 @@ class InverseRecognition(LayerAttribution):
 
         Examples::
 
-            >>> from captum_netinv.data import digit_concepts, load_mnist
+            >>> from captum_netinv.examples.data import digit_concepts, load_mnist
             >>> images, labels = load_mnist()
             >>> concepts, names = digit_concepts(images, labels)
             >>> invert = InverseRecognition(model, model.conv2)
             >>> explanations = invert.attribute(images, concepts, concept_names=names)
             >>> explanations[3].formula, explanations[3].auc
         """
-        search = (formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
-        forward = {"reduction": neuron_reduction, "batch_size": batch_size, "progress": progress}
+        settings = SearchSettings(
+            formula_length=formula_length,
+            beam_size=beam_size,
+            min_fraction=min_fraction,
+            max_fraction=max_fraction,
+            mode=mode,
+            alternative=alternative,
+            reference_compatible=reference_compatible,
+        )
         return self._explain(
-            inputs,
-            concepts,
-            concept_names,
-            neurons,
-            SearchSettings(*search, reference_compatible),
-            process_group,
+            inputs=inputs,
+            concepts=concepts,
+            concept_names=concept_names,
+            neurons=neurons,
+            settings=settings,
+            process_group=process_group,
+            reduction=neuron_reduction,
             additional_forward_args=additional_forward_args,
             attribute_to_layer_input=attribute_to_layer_input,
-            **forward,
+            batch_size=batch_size,
+            progress=progress,
         )
 
     def _explain(
         self,
+        *,
         inputs: InputSource | None,
         concepts: ConceptSource,
         concept_names: Sequence[str] | None,
@@ -207,8 +229,8 @@ class InverseRecognition(LayerAttribution):
             activations,
             labels,
             names,
-            neurons,
-            settings,
+            neurons=neurons,
+            settings=settings,
             device=None,
             progress=forward["progress"],
             group=group,
@@ -266,9 +288,16 @@ def explain_activations(
                     says which ran. :doc:`/methods/invert` lists the differences. Default: False
         process_group (ProcessGroup, optional): Share the work over the ranks of this group:
                     call on every rank with the activations and labels of **its own samples**
-                    (rank 0's rows, then rank 1's, ... are the data set; at least 2 per rank).
-                    Every rank returns the whole result, equal to one process's, with the labels
-                    but no activations (:doc:`/methods/invert`). Default: the default group once
+                    (rank 0's rows, then rank 1's, ... are the data set; at least 2 per rank),
+                    e.g. ``activations[rows]`` and ``concepts[rows]`` with
+                    ``rows = rank_slice(len(activations))``
+                    (:func:`~captum_netinv.recognition.rank_slice`). Not the whole matrix on
+                    every rank, as :meth:`InverseRecognition.attribute` takes its inputs: that
+                    would count every sample once per rank, so ranks that all pass the same
+                    rows (as many, with the same checksum of ``activations`` and labels) raise
+                    a ``ValueError`` on every rank. Every rank returns the whole result, equal
+                    to one process's, with the labels but no activations
+                    (:doc:`/methods/invert`). Default: the default group once
                     ``torch.distributed`` is initialized (one rank: the ordinary path)
 
     Returns:
@@ -282,15 +311,22 @@ def explain_activations(
         >>> explanations = explain_activations(activations, labels, formula_length=2)
         >>> print(explanations[0].formula, explanations[0].auc)
     """
-    search = (formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
-    settings = SearchSettings(*search, reference_compatible)
+    settings = SearchSettings(
+        formula_length=formula_length,
+        beam_size=beam_size,
+        min_fraction=min_fraction,
+        max_fraction=max_fraction,
+        mode=mode,
+        alternative=alternative,
+        reference_compatible=reference_compatible,
+    )
     labels, names = concept_labels(concepts, concept_names)
     return _label_neurons(
         activations,
         labels,
         names,
-        neurons,
-        settings,
+        neurons=neurons,
+        settings=settings,
         device=device,
         progress=progress,
         source="activations",
@@ -302,9 +338,9 @@ def _label_neurons(
     activations: Tensor | np.ndarray | None,
     labels: Tensor,
     names: list[str],
+    *,
     neurons: int | Sequence[int] | None,
     settings: SearchSettings,
-    *,
     device: torch.device | str | None,
     progress: bool,
     source: str = "inputs",
@@ -351,7 +387,9 @@ def _label_neurons(
         if not bool(finite.all()):
             bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]
             raise ValueError(f"`{source}` holds NaN or infinite values for neurons {bad}")
-        explained = _explain_columns(selected, labels, chosen, names, settings, progress)
+        explained = _explain_columns(
+            selected, labels, chosen=chosen, names=names, settings=settings, progress=progress
+        )
     return Explanations(
         explained,
         names,
@@ -386,7 +424,9 @@ def _explain_columns(
 ) -> list[Explanation]:
     """The explanations of the finite ``(N, k)`` columns ``selected`` (layer ``chosen``)."""
     if settings.reference_compatible:
-        return _reference_explanations(selected.cpu(), labels, names, chosen, settings)
+        return _reference_explanations(
+            selected.cpu(), labels, names=names, neurons=chosen, settings=settings
+        )
     result = beam_search(selected, labels.to(selected.device), settings, progress=progress)
     return explanations_from_search(result, chosen, names, labels.shape[0], settings)
 

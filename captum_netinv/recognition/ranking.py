@@ -294,7 +294,13 @@ def mann_whitney_p_values(
     p_value = np.clip(p_value * factor, 0.0, 1.0)
     with np.errstate(invalid="ignore"):
         auc = u1 / (n1 * n2)
-    return MannWhitneyResult(*(value.reshape(shape) for value in (u1, auc, z, p_value, exact)))
+    return MannWhitneyResult(
+        u=u1.reshape(shape),
+        auc=auc.reshape(shape),
+        z=z.reshape(shape),
+        p_value=p_value.reshape(shape),
+        exact=exact.reshape(shape),
+    )
 
 
 def _exact_upper_tail(n1: int, n2: int, u: int) -> float:

@@ -35,6 +35,8 @@ _BATCH_ELEMENTS = 1 << 26
 #: float32 (whose error is ~1e-7); only the others get the official float32 AUC.
 _SHORTLIST_MARGIN = 1e-3
 _ALTERNATIVES = ("two-sided", "less", "greater")
+#: The level of the beam of single literals (the official ``ATOMIC_CONCEPTS``).
+_FIRST_LEVEL = 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,7 +244,14 @@ def _first_level(
     ranked = _stable_order(metric, settings.descending)
     keep = _admissible(fraction[ranked], settings)
     beam = [
-        _Slot(literals[i], float(metric[i]), int(support[i]), float(fraction[i]), 1, int(i))
+        _Slot(
+            mask=literals[i],
+            auc=float(metric[i]),
+            support=int(support[i]),
+            fraction=float(fraction[i]),
+            level=_FIRST_LEVEL,
+            atom=int(i),
+        )
         for i in ranked[keep][: settings.beam_size].tolist()
     ]
     differentiability = 2 * (0.5 - metric[ranked]).abs()
@@ -274,8 +283,9 @@ def _candidate_statistics(
     both, both_ranks = torch.cat(overlap, 1), torch.cat(rank_overlap, 1)
     either = parents64.sum(1, keepdim=True) + torch.cat(literal_support) - both
     either_ranks = (parents64 @ ranks)[:, None] + torch.cat(literal_ranks) - both_ranks
-    support = torch.stack([both, either], 2).flatten()
-    rank_sums = torch.stack([both_ranks, either_ranks], 2).flatten() / 2
+    # candidates in the official order: per parent and literal, AND then OR
+    support = torch.stack([both, either], dim=2).flatten()
+    rank_sums = torch.stack([both_ranks, either_ranks], dim=2).flatten() / 2
     # Mann-Whitney: the trapezoidal ROC area with ties counted half is U / (n+ n-)
     exact_auc = u_statistic(rank_sums, support) / (support * (samples - support))
     return support.round().long(), exact_auc
@@ -291,6 +301,7 @@ def _shortlist(bounds: Tensor, fixed: int, settings: _Settings) -> Tensor:
 
 
 def _next_level(
+    *,
     curve: _RocCurve,
     literals: Tensor,
     beam: list[_Slot],
@@ -322,9 +333,17 @@ def _next_level(
         rest = int(candidate) % (2 * expansion.numel())
         mask = _candidate_masks(parents, expanding, candidate[None])[0]
         parent = beam[int(candidate) // (2 * expansion.numel())]
-        statistics = (float(metric[index]), int(support[candidate]), float(fraction[candidate]))
         pool.append(
-            _Slot(mask, *statistics, level, int(expansion[rest // 2]), parent, "&|"[rest % 2])
+            _Slot(
+                mask=mask,
+                auc=float(metric[index]),
+                support=int(support[candidate]),
+                fraction=float(fraction[candidate]),
+                level=level,
+                atom=int(expansion[rest // 2]),
+                parent=parent,
+                operator="&|"[rest % 2],
+            )
         )
     return pool
 
@@ -359,9 +378,15 @@ def _explanation(
     expression = _sympy_expression(slot, symbols)
     mask = torch.empty_like(slot.mask)
     mask[curve.order] = slot.mask
-    formula = _formula_from_sympy(expression, atoms)
-    statistics = (slot.level, slot.auc, slot.support, slot.fraction)
-    return ReferenceExplanation(formula, str(expression), *statistics, mask)
+    return ReferenceExplanation(
+        formula=_formula_from_sympy(expression, atoms),
+        text=str(expression),
+        level=slot.level,
+        auc=slot.auc,
+        support=slot.support,
+        fraction=slot.fraction,
+        mask=mask,
+    )
 
 
 def _search_neuron(
@@ -373,9 +398,18 @@ def _search_neuron(
     positive = labels.t()[:, curve.order]
     literals = torch.cat([positive, ~positive])
     beam, expansion = _first_level(curve, literals, settings)
-    states = {1: beam}
-    for level in range(2, formula_length + 1):
-        new_beam = _next_level(curve, literals, beam, expansion, settings, level) if beam else beam
+    states = {_FIRST_LEVEL: beam}
+    for level in range(_FIRST_LEVEL + 1, formula_length + 1):
+        new_beam = beam
+        if beam:
+            new_beam = _next_level(
+                curve=curve,
+                literals=literals,
+                beam=beam,
+                expansion=expansion,
+                settings=settings,
+                level=level,
+            )
         # a beam of its own slots, in order, gives the same next level: it is every later state
         if len(new_beam) == len(beam) and all(map(operator.is_, new_beam, beam)):
             states.update(dict.fromkeys(range(level, formula_length + 1), beam))
@@ -412,8 +446,14 @@ def _settings(
     given = given.for_concepts(concepts)
     if limit_search is not None:
         check_positive_int(limit_search, "limit_search")
-    bounds = (given.beam_size, given.min_fraction, given.max_fraction)
-    return _Settings(*bounds, given.mode == "positive", limit_search), given.formula_length
+    settings = _Settings(
+        beam_size=given.beam_size,
+        min_fraction=given.min_fraction,
+        max_fraction=given.max_fraction,
+        descending=given.mode == "positive",
+        limit_search=limit_search,
+    )
+    return settings, given.formula_length
 
 
 def reference_search(
@@ -471,7 +511,14 @@ def reference_search(
         ('a', 1.0)
     """
     activations, labels, names = _validated(activations, labels, concept_names)
-    given = SearchSettings(formula_length, beam_size, min_fraction, max_fraction, mode, alternative)
+    given = SearchSettings(
+        formula_length=formula_length,
+        beam_size=beam_size,
+        min_fraction=min_fraction,
+        max_fraction=max_fraction,
+        mode=mode,
+        alternative=alternative,
+    )
     settings, formula_length = _settings(given, len(names), limit_search)
     import sympy
 

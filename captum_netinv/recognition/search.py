@@ -10,7 +10,7 @@ The labels stay boolean: the product converts one block of samples at a time to 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -29,6 +29,13 @@ _AND_CONCEPT, _AND_NOT_CONCEPT, _OR_CONCEPT, _OR_NOT_CONCEPT = range(4)
 _CHUNK_BYTES = 256 * 2**20
 #: Memory of the float64 copy of one block of samples' labels in :func:`_label_products`.
 _LABEL_BLOCK_BYTES = 16 * 2**20
+#: Most bits of a sample's random hash weight.
+_HASH_BITS = 32
+#: Bits the sum of all samples' hash weights may take: float64 holds whole numbers below
+#: ``2**53`` exactly.
+_EXACT_SUM_BITS = 52
+#: The statistics of each beam mask one label product gives: size, hash and rank sum.
+_MASK_STATISTICS = 3
 
 
 @dataclass(frozen=True)
@@ -232,14 +239,23 @@ def beam_search(
         _search_chunk(activations[:, start : start + chunk], label_forms, settings)
         for start in tqdm(starts, desc="INVERT beam search", disable=not progress)
     ]
-    levels = max(part[-1].shape[1] for part in parts)
-    # a chunk that stopped early keeps its last beam at every later level
-    parts = [
-        (*part[:-4], *(_repeat_last(record, levels) for record in part[-4:])) for part in parts
-    ]
-    tensors = [torch.cat(list(pieces), dim=0) for pieces in zip(*parts, strict=True)]
-    tensors[-4] = tensors[-4][..., :levels]  # after level l a formula has at most l literals
-    return BeamSearchResult(*tensors)
+    return _concatenated(parts)
+
+
+def _concatenated(parts: list[BeamSearchResult]) -> BeamSearchResult:
+    """The results of consecutive chunks of neurons as one, over the levels the longest ran."""
+    levels = max(part.level_auc.shape[1] for part in parts)
+
+    def whole(name: str) -> Tensor:
+        pieces = [getattr(part, name) for part in parts]
+        if not name.startswith("level_"):
+            return torch.cat(pieces, dim=0)
+        # a chunk that stopped early keeps its last beam at every later level
+        joined = torch.cat([_repeat_last(piece, levels) for piece in pieces], dim=0)
+        # after level l a formula has at most l literals
+        return joined[..., :levels] if name == "level_steps" else joined
+
+    return BeamSearchResult(**{field.name: whole(field.name) for field in fields(BeamSearchResult)})
 
 
 def _repeat_last(record: Tensor, levels: int) -> Tensor:
@@ -281,7 +297,7 @@ def _label_products(left: Tensor, labels: Tensor) -> Tensor:
 
 def _hash_weights(count: int, device: torch.device) -> Tensor:
     """Random whole numbers per sample whose sums over any mask stay exact in float64."""
-    bits = min(32, 52 - count.bit_length())
+    bits = min(_HASH_BITS, _EXACT_SUM_BITS - count.bit_length())
     generator = torch.Generator().manual_seed(0)
     weights = torch.randint(1, 2**bits, (count,), generator=generator, dtype=torch.int64)
     return weights.to(device=device, dtype=torch.float64)
@@ -296,7 +312,8 @@ def _neurons_per_chunk(count: int, concepts: int, beam_size: int) -> int:
 
 def _search_chunk(
     activations: Tensor, labels: _Labels, settings: SearchSettings
-) -> tuple[Tensor, ...]:
+) -> BeamSearchResult:
+    """The search for the columns of ``activations``, results on the CPU."""
     # neurons x samples, so that each neuron's values are contiguous
     doubled_ranks, tie_terms = doubled_row_ranks(activations.t().contiguous())
     concept_ranks = _label_products(doubled_ranks, labels.by_sample)
@@ -307,18 +324,18 @@ def _search_chunk(
         if not changed:  # the same beam gives the same next level: nothing can change any more
             break
         bests.append(beam)
-    return (
-        beam.steps.cpu(),
-        beam.lengths.cpu(),
-        beam.valid.cpu(),
-        beam.auc.cpu(),
-        beam.counts.cpu(),
-        beam.rank_sums.cpu(),
-        tie_terms.cpu(),
-        torch.stack([level.steps[:, 0] for level in bests], dim=1).cpu(),
-        torch.stack([level.valid[:, 0] for level in bests], dim=1).cpu(),
-        torch.stack([level.auc[:, 0] for level in bests], dim=1).cpu(),
-        torch.stack([level.counts[:, 0] for level in bests], dim=1).cpu(),
+    return BeamSearchResult(
+        steps=beam.steps.cpu(),
+        lengths=beam.lengths.cpu(),
+        valid=beam.valid.cpu(),
+        auc=beam.auc.cpu(),
+        counts=beam.counts.cpu(),
+        rank_sums=beam.rank_sums.cpu(),
+        tie_terms=tie_terms.cpu(),
+        level_steps=torch.stack([level.steps[:, 0] for level in bests], dim=1).cpu(),
+        level_valid=torch.stack([level.valid[:, 0] for level in bests], dim=1).cpu(),
+        level_auc=torch.stack([level.auc[:, 0] for level in bests], dim=1).cpu(),
+        level_counts=torch.stack([level.counts[:, 0] for level in bests], dim=1).cpu(),
     )
 
 
@@ -370,13 +387,17 @@ def _next_level(
     width = beam.masks.shape[1]
     # size, hash and rank sum of (beam mask AND concept), for every neuron, beam entry and
     # concept: one product of the labels with [masks; weights * masks; ranks * masks]
-    left = torch.empty(3, neurons, width, count, dtype=torch.float64, device=beam.masks.device)
+    left = torch.empty(
+        _MASK_STATISTICS, neurons, width, count, dtype=torch.float64, device=beam.masks.device
+    )
     left[0].copy_(beam.masks)
     torch.mul(left[0], labels.weights, out=left[1])
     torch.mul(left[0], doubled_ranks.unsqueeze(1), out=left[2])
-    products = _label_products(left.view(3 * neurons * width, count), labels.by_sample)
+    products = _label_products(left.view(-1, count), labels.by_sample)
     del left
-    both_counts, both_hashes, both_ranks = products.view(3, neurons, width, concepts).unbind(0)
+    both_counts, both_hashes, both_ranks = products.view(
+        _MASK_STATISTICS, neurons, width, concepts
+    ).unbind(0)
     candidate_counts = _extensions(beam.counts, labels.counts, both_counts, float(count)).reshape(
         neurons, -1
     )

@@ -19,7 +19,7 @@ from captum_netinv.visualization._common import (
 )
 
 if TYPE_CHECKING:
-    from captum_netinv.inversion import NetworkInversion
+    from captum_netinv.inversion.network import NetworkInversion
 
 __all__ = ["visualize_class_samples", "visualize_inversion", "visualize_training_curves"]
 

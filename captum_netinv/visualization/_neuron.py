@@ -15,7 +15,7 @@ from captum_netinv._utils import check_positive_int
 from captum_netinv.visualization._common import FigureAxes, image_for_display
 
 if TYPE_CHECKING:
-    from captum_netinv.inversion import NeuronInversion
+    from captum_netinv.inversion.neuron import NeuronInversion
     from captum_netinv.recognition import Explanations
 
 __all__ = ["image_mosaic", "visualize_neuron"]
@@ -70,8 +70,9 @@ def _formula_mask(
 
 def _histogram(
     axis: Any,
+    *,
     real: Tensor,
-    own: Tensor,
+    generated: Tensor,
     mask: Tensor | None,
     legend: str,
     bins: int,
@@ -79,7 +80,7 @@ def _histogram(
 ) -> None:
     """The unit's real activations (split by ``mask``), its real 99th pct, generated median."""
     values = real.numpy()
-    edges = np.histogram_bin_edges(np.concatenate([values, own.numpy()]), bins=bins)
+    edges = np.histogram_bin_edges(np.concatenate([values, generated.numpy()]), bins=bins)
     if mask is None:
         axis.hist(values, bins=edges, alpha=0.6, density=True, label=legend)
     else:
@@ -87,7 +88,7 @@ def _histogram(
         axis.hist(values[~present], bins=edges, alpha=0.6, density=True, label="rest")
         axis.hist(values[present], bins=edges, alpha=0.6, density=True, label=legend)
     axis.axvline(quantile, color="k", linestyle="--", label="real 99th pct")
-    axis.axvline(float(own.median()), color="C3", label="generated median")
+    axis.axvline(float(generated.median()), color="C3", label="generated median")
     axis.set_xlabel("activation")
     axis.set_ylabel("density")
     axis.legend(fontsize=7)
@@ -136,8 +137,6 @@ def visualize_neuron(
 
         >>> fig, axes = visualize_neuron(inversion, 7, images, explanations, use_pyplot=False)
     """
-    from captum_netinv.inversion.neuron_target import REFERENCE_QUANTILE
-
     check_positive_int(n_generated, "n_generated")
     check_positive_int(k, "k")
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
@@ -152,8 +151,16 @@ def visualize_neuron(
     mask, legend = _formula_mask(explanations, int(neuron), len(real))
     fig, axes = _create_default_plot(plt_fig_axis, use_pyplot, fig_size, ncols=3, squeeze=False)
     axes = np.asarray(axes).reshape(-1)
-    quantile = float(torch.quantile(real.double(), REFERENCE_QUANTILE))
-    _histogram(axes[0], real, own, mask, legend, bins, quantile)
+    quantile = float(torch.quantile(real.double(), inversion.reference_quantile))
+    _histogram(
+        axes[0],
+        real=real,
+        generated=own,
+        mask=mask,
+        legend=legend,
+        bins=bins,
+        quantile=quantile,
+    )
     top = torch.topk(real, min(k, len(real))).indices
     _show_mosaic(
         axes[1], inversion.to_pixel_space(inputs[top]).cpu(), f"top {len(top)} real inputs"

@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from captum_netinv.inversion import InversionSettings, NetworkInversion
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import MLP, LeNet5
+from captum_netinv.inversion import InversionSettings
 from captum_netinv.inversion.checkpoint import (
     CHECKPOINT_FORMAT,
     FitCheckpoint,
@@ -21,7 +23,6 @@ from captum_netinv.inversion.checkpoint import (
     read_checkpoint,
     write_atomically,
 )
-from captum_netinv.models import MLP, LeNet5
 
 SHAPE = (1, 28, 28)
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
@@ -142,7 +143,9 @@ def test_fit_checkpoint_dict_round_trip() -> None:
     generator = torch.Generator().manual_seed(3)
     parameter = nn.Parameter(torch.zeros(2))
     optimizer = torch.optim.Adam([parameter])
-    fit = FitCheckpoint.capture(7, 1, 16, 0.01, optimizer, generator, torch.device("cpu"))
+    fit = FitCheckpoint.capture(
+        7, optimizer, generator, torch.device("cpu"), seed=1, batch_size=16, lr=0.01
+    )
     restored = FitCheckpoint.from_dict(fit.to_dict())
     assert (restored.step, restored.seed, restored.batch_size, restored.lr) == (7, 1, 16, 0.01)
     other = torch.Generator()

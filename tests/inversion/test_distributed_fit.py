@@ -18,7 +18,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor, nn
 
-from captum_netinv.inversion import ConditioningBatch, NetworkInversion, NeuronInversion
+from captum_netinv import NetworkInversion, NeuronInversion
+from captum_netinv.inversion import ConditioningBatch
 from captum_netinv.inversion import distributed as inversion_distributed
 from captum_netinv.inversion.distributed import frozen_parameters, wrap_generator
 from captum_netinv.inversion.losses import (
@@ -136,7 +137,9 @@ def _one_step_gradients(model: nn.Module, rows: slice | None, group: Any) -> dic
         z = z[rows]
     norms = batchnorm_layers(model)
     with frozen_parameters(model, generator), wrap_generator(generator, group) as runner:
-        terms, _ = _loss_terms(runner, target_model, settings, condition, z, norms, group)
+        terms, _ = _loss_terms(
+            runner, target_model, settings, condition=condition, z=z, norms=norms, group=group
+        )
         weighted_sum(terms, settings.loss_weights).backward()
     return {name: p.grad.clone() for name, p in generator.named_parameters() if p.grad is not None}
 

@@ -120,9 +120,9 @@ def test_pixel_norm_is_the_mean_square_of_the_model_input() -> None:
         torch.randn(3, 2),
         torch.rand(3, 4),
         images,
-        draw_conditioning("label", torch.tensor([0, 1, 0]), 2),
-        resolve_loss_weights({"pixel_norm": 1.0}),
-        (0.0, 1.0),
+        conditioning=draw_conditioning("label", torch.tensor([0, 1, 0]), 2),
+        weights=resolve_loss_weights({"pixel_norm": 1.0}),
+        input_range=(0.0, 1.0),
         model_inputs=normalized,
     )
     assert float(terms["pixel_norm"]) == pytest.approx(float(np.mean(normalized.numpy() ** 2)))
@@ -168,7 +168,9 @@ def test_inversion_loss_terms_computes_the_weighted_terms_only() -> None:
     weights = resolve_loss_weights(
         {"total_variation": 0.0, "pixel_norm": 0.0, "batchnorm_statistics": 1.0}
     )
-    terms = inversion_loss_terms(logits, features, images, batch, weights, (0.0, 1.0))
+    terms = inversion_loss_terms(
+        logits, features, images, conditioning=batch, weights=weights, input_range=(0.0, 1.0)
+    )
     assert set(terms) == {
         "cross_entropy",
         "kl_divergence",
@@ -181,7 +183,7 @@ def test_inversion_loss_terms_computes_the_weighted_terms_only() -> None:
     assert torch.equal(terms["kl_divergence"], kl_divergence(logits, batch.vectors))  # type: ignore[arg-type]
     no_vectors = draw_conditioning("label", targets, 3)
     assert "kl_divergence" not in inversion_loss_terms(
-        logits, features, images, no_vectors, weights, (0.0, 1.0)
+        logits, features, images, conditioning=no_vectors, weights=weights, input_range=(0.0, 1.0)
     )
     total = weighted_sum(terms, weights)
     assert float(total) == pytest.approx(sum(weights[k] * float(v) for k, v in terms.items()))

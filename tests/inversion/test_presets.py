@@ -6,25 +6,26 @@ import os
 
 import pytest
 
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5
 from captum_netinv.inversion import (
     CONDITIONING_MODES,
     DEFAULT,
     IMAGE_PRIORS,
+    NEURON,
     PAPER,
     PRESETS,
     InversionSettings,
-    NetworkInversion,
     Preset,
 )
 from captum_netinv.inversion.presets import preset_named
-from captum_netinv.models import LeNet5
 
 SHAPE = (1, 28, 28)
 
 
 def test_the_default_preset_is_the_settings_defaults() -> None:
     assert DEFAULT.settings() == InversionSettings()
-    assert PRESETS == {"default": DEFAULT, "paper": PAPER}
+    assert PRESETS == {"default": DEFAULT, "paper": PAPER, "neuron": NEURON}
 
 
 def test_the_paper_preset_holds_only_what_the_paper_describes() -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from captum_netinv.inversion import NetworkInversion
-from captum_netinv.inversion.sampling import CONCEPT_ID_BASE
-from captum_netinv.models import LeNet5
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5
+from captum_netinv.inversion.network.concepts import CONCEPT_ID_BASE
 
 SHAPE = (1, 28, 28)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from captum_netinv.inversion import DEFAULT_LOSS_WEIGHTS, InversionSettings, NetworkInversion
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5
+from captum_netinv.inversion import DEFAULT_LOSS_WEIGHTS, InversionSettings
 from captum_netinv.inversion.settings import (
     normalization_tensors,
     to_model_space,
     to_pixel_space,
 )
-from captum_netinv.models import LeNet5
 
 SHAPE = (1, 28, 28)
 

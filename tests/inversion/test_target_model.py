@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from captum_netinv.inversion import NetworkInversion
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5
 from captum_netinv.inversion.target_model import TargetModel, default_layer
-from captum_netinv.models import LeNet5
 
 SHAPE = (1, 28, 28)
 

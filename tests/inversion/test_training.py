@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from captum_netinv.inversion import CONDITIONING_MODES, NetworkInversion, NonFiniteLossError
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5, train_classifier
+from captum_netinv.inversion import CONDITIONING_MODES, NonFiniteLossError
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS
 from captum_netinv.inversion.training import balanced_targets
-from captum_netinv.models import LeNet5, train_classifier
 
 SHAPE = (1, 28, 28)
 

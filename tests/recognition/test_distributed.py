@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from captum_netinv.recognition import Explanations, InverseRecognition, explain_activations
-from captum_netinv.recognition.distributed import rank_slice
+from captum_netinv.recognition.distributed import _checksum, rank_slice
 
 SAMPLES, NEURONS, CONCEPTS, FEATURES = 301, 7, 9, 12
 NAMES = [f"k{index}" for index in range(CONCEPTS)]
@@ -179,6 +179,14 @@ def _checks(rank: int) -> dict[str, Any]:
         explain_activations(broken[rows], labels[rows], **SEARCH)
     except ValueError as error:
         results["nan"] = str(error)
+    try:  # the whole matrix on every rank, as attribute takes its inputs
+        explain_activations(activations, labels, **SEARCH)
+    except ValueError as error:
+        results["whole_matrix"] = str(error)
+    try:  # each rank's own samples, as explain_activations takes its rows
+        invert.attribute(inputs[rows], input_labels[rows], **QUIET)
+    except ValueError as error:
+        results["own_samples"] = str(error)
     _lazy_run(256)  # warm-up: every code path and allocator pool in use once
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     results["lazy"] = _lazy_run(LAZY_SAMPLES)
@@ -338,6 +346,47 @@ def test_nan_on_one_rank_raises_on_every_rank(ranks) -> None:
     messages = [found.get("nan") for found in ranks]
     assert messages[0] == messages[1]
     assert messages[0] == "`activations` holds NaN or infinite values for neurons [2]"
+
+
+def test_whole_matrix_on_every_rank_raises_on_every_rank(ranks) -> None:
+    # explain_activations takes each rank's own rows: the whole matrix on both ranks would count
+    # every sample twice, so both ranks refuse it with the same message naming the contract
+    messages = [found.get("whole_matrix") for found in ranks]
+    assert messages[0] is not None and messages[0] == messages[1]
+    assert f"all 2 ranks pass the same {SAMPLES} rows of `activations`" in messages[0]
+    assert "takes each rank's own rows" in messages[0]
+    assert "rank_slice(len(activations))" in messages[0]
+
+
+def test_attribute_with_each_ranks_own_samples_raises_on_every_rank(ranks) -> None:
+    # the opposite contract: attribute takes the whole data set on every rank
+    messages = [found.get("own_samples") for found in ranks]
+    assert messages[0] is not None and messages[0] == messages[1]
+    counts = [FIRST_SHARD, SAMPLES - FIRST_SHARD]
+    assert f"ranks pass different `concepts` ({counts} rows)" in messages[0]
+    assert "takes the whole data set's `inputs` and `concepts` on every rank" in messages[0]
+
+
+def test_checksum_tells_shards_and_orders_apart() -> None:
+    activations, labels, *_ = _data()
+    halves = activations[:150], activations[150:300]
+    assert _checksum(halves[0], torch.float64) != _checksum(halves[1], torch.float64)
+    swapped_rows = activations[[1, 0, *range(2, SAMPLES)]]
+    swapped_columns = activations[:, [1, 0, *range(2, NEURONS)]]
+    sums = _checksum(activations, torch.float64)
+    assert _checksum(swapped_rows, torch.float64) != sums
+    assert _checksum(swapped_columns, torch.float64) != sums
+    assert _checksum(activations.t().contiguous().t(), torch.float64) == sums  # same values
+    # the label sums, whole numbers, against a direct count
+    rows, columns = torch.arange(1, SAMPLES + 1), torch.arange(1, CONCEPTS + 1)
+    counts = labels.long()
+    expected = (
+        int(counts.sum()),
+        int((rows * counts.sum(dim=1)).sum()),
+        int((columns * counts.sum(dim=0)).sum()),
+        int(counts.sum()),
+    )
+    assert _checksum(labels, torch.int64) == expected
 
 
 def test_data_four_times_a_rank_memory_limit_is_labeled(ranks) -> None:

@@ -9,8 +9,8 @@ from captum.concept import Concept
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from captum_netinv.data import DIGIT_NAMES, digit_concepts
-from captum_netinv.models import LeNet5
+from captum_netinv.examples.data import DIGIT_NAMES, digit_concepts
+from captum_netinv.examples.models import LeNet5
 from captum_netinv.recognition import Explanations, InverseRecognition, explain_activations
 
 HELD_OUT = slice(4000, 5000)

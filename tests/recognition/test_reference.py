@@ -136,6 +136,7 @@ def _torchmetrics_auroc(preds: torch.Tensor, target: torch.Tensor) -> float:
 def _official_loops(
     activations: torch.Tensor,
     labels: torch.Tensor,
+    *,
     length: int,
     beam_size: int,
     low: float,
@@ -178,17 +179,24 @@ def test_search_follows_the_official_loops(mode: str, limit_search: int | None) 
     values = rng.normal(size=300) + 1.5 * labels[:, 1].numpy() - labels[:, 3].numpy()
     activations = torch.as_tensor(np.round(np.maximum(values, 0), 1), dtype=torch.float32)
     expected = _official_loops(
-        activations, labels, 3, 4, 0.05, 0.5, mode == "positive", limit_search
+        activations,
+        labels,
+        length=3,
+        beam_size=4,
+        low=0.05,
+        high=0.5,
+        descending=mode == "positive",
+        limit=limit_search,
     )
     (result,) = reference_search(
         activations[:, None],
         labels,
         list("abcdef"),
-        3,
-        4,
-        0.05,
-        0.5,
-        mode,
+        formula_length=3,
+        beam_size=4,
+        min_fraction=0.05,
+        max_fraction=0.5,
+        mode=mode,
         limit_search=limit_search,
     )
     for level, beam in enumerate(expected, start=1):

@@ -160,7 +160,7 @@ def test_chunked_and_whole_searches_agree(
     synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
 ) -> None:
     activations, labels = synthetic(samples=300, neurons=7, seed=5)
-    settings = SearchSettings(3, 3, 0.0, 0.5, "positive", None)
+    settings = SearchSettings(formula_length=3, beam_size=3)  # the other settings' defaults
     whole = beam_search(activations, labels, settings)
     chunked = beam_search(activations, labels, settings, neurons_per_chunk=2)
     for one, other in zip(whole.__dict__.values(), chunked.__dict__.values(), strict=True):

@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
 
-from captum_netinv.report import HtmlReport  # noqa: E402
+from captum_netinv.app.report import HtmlReport  # noqa: E402
 
 
 class _Collector(html.parser.HTMLParser):

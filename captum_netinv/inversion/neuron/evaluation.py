@@ -14,7 +14,7 @@ from torch import Tensor
 
 from captum_netinv._activations import iterate_batches
 from captum_netinv.inversion.losses import cosine_similarity, within_class_diversity
-from captum_netinv.inversion.neuron_target import REFERENCE_QUANTILE, NeuronTarget
+from captum_netinv.inversion.neuron.target import REFERENCE_QUANTILE, NeuronTarget
 from captum_netinv.inversion.target_model import SAMPLE_BATCH_SIZE
 
 __all__ = ["NeuronEvaluation", "evaluate_neurons", "top_activating"]

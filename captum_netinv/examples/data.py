@@ -6,13 +6,19 @@ also holds the real ``torchvision`` loading code for users who have the full dat
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import Tensor
+
+from captum_netinv._activations import predicted_classes
+from captum_netinv.labeling import ConceptDetector
 
 __all__ = [
     "DIGIT_NAMES",
     "ROUND_DIGITS",
     "STRAIGHT_DIGITS",
+    "digit_concept_detectors",
     "digit_concepts",
     "ink_width",
     "load_mnist",
@@ -189,3 +195,56 @@ def digit_concepts(images: Tensor, labels: Tensor) -> tuple[Tensor, list[str]]:
         columns += [values > high, values < low]
         names += [high_name, low_name]
     return torch.stack(columns, dim=1), names
+
+
+def digit_concept_detectors(
+    classifier: Callable[[Tensor], Tensor], reference_images: Tensor
+) -> dict[str, ConceptDetector]:
+    r"""
+    Detectors of the concepts of :func:`~captum_netinv.examples.data.digit_concepts` for any images:
+    ``digit_k`` is the classifier's own argmax ``== k`` (``round`` / ``straight`` its argmax
+    among those digits); the shape concepts (``thick`` / ``thin``, ``slant_right`` /
+    ``slant_left``, ``wide`` / ``narrow``) are the pixel measures above / below their top /
+    bottom quarter on ``reference_images``, as ``digit_concepts`` sets them there.
+
+    Args:
+        classifier (Callable): Model-space images -> ``(N, 10)`` logits.
+        reference_images (Tensor): ``(N, 1, H, W)`` real images in [0, 1] (the thresholds).
+
+    Returns:
+        *dict* concept name -> detector; images must be in [0, 1] (the pixel measures).
+    """
+    detectors: dict[str, ConceptDetector] = {
+        f"digit_{digit}": _digit_detector(classifier, (digit,)) for digit in range(10)
+    }
+    detectors["round"] = _digit_detector(classifier, ROUND_DIGITS)
+    detectors["straight"] = _digit_detector(classifier, STRAIGHT_DIGITS)
+    measures = {
+        ("thick", "thin"): stroke_thickness,
+        ("slant_right", "slant_left"): slant,
+        ("wide", "narrow"): ink_width,
+    }
+    for (high_name, low_name), measure in measures.items():
+        values = measure(reference_images)
+        high = float(torch.quantile(values, 1.0 - _ATTRIBUTE_QUANTILE))
+        low = float(torch.quantile(values, _ATTRIBUTE_QUANTILE))
+        detectors[high_name] = _threshold_detector(measure, high, above=True)
+        detectors[low_name] = _threshold_detector(measure, low, above=False)
+    return detectors
+
+
+def _digit_detector(
+    classifier: Callable[[Tensor], Tensor], digits: Sequence[int]
+) -> ConceptDetector:
+    chosen = torch.tensor(list(digits))
+    return lambda inputs: torch.isin(predicted_classes(classifier, inputs), chosen)
+
+
+def _threshold_detector(
+    measure: Callable[[Tensor], Tensor], threshold: float, above: bool
+) -> ConceptDetector:
+    def detect(inputs: Tensor) -> Tensor:
+        values = measure(inputs.detach().cpu().clamp(0.0, 1.0))
+        return values > threshold if above else values < threshold
+
+    return detect

@@ -10,11 +10,12 @@ from __future__ import annotations
 from matplotlib import pyplot as plt
 from torch import Tensor, nn
 
-from captum_netinv.inversion import NeuronInversion
-from captum_netinv.inversion.neuron_evaluation import top_activating
-from captum_netinv.neuron_labels import digit_concept_detectors, label_check
+from captum_netinv.app.report import HtmlReport
+from captum_netinv.examples.data import digit_concept_detectors
+from captum_netinv.inversion.neuron import NeuronInversion
+from captum_netinv.inversion.neuron.evaluation import top_activating
+from captum_netinv.labeling import label_check
 from captum_netinv.recognition import Explanations
-from captum_netinv.report import HtmlReport
 from captum_netinv.visualization import visualize_neuron
 
 __all__ = ["neuron_page"]
@@ -26,18 +27,20 @@ _PER_UNIT = 32
 def neuron_page(
     report: HtmlReport,
     model: nn.Module,
+    *,
     images: Tensor,
     explanations: Explanations,
-    budget: tuple[int, int, int],
+    units: int,
+    steps: int,
+    figures: int,
     seed: int,
     progress: bool,
 ) -> list[dict[str, object]]:
     r"""
-    Fits one NeuronInversion to the (at most ``budget[0]``, best AUC first) labeled units of
-    ``model.fc2`` for ``budget[1]`` steps on ``images``, writes ``neurons.html`` with the label
-    check table and ``budget[2]`` unit figures, links it from ``report`` and returns the rows.
+    Fits one NeuronInversion to the (at most ``units``, best AUC first) labeled units of
+    ``model.fc2`` for ``steps`` steps on ``images``, writes ``neurons.html`` with the label
+    check table and ``figures`` unit figures, links it from ``report`` and returns the rows.
     """
-    units, steps, figures = budget
     labeled = sorted(
         (item for item in explanations if item.formula is not None), key=lambda e: -e.auc
     )[:units]
@@ -73,13 +76,22 @@ def neuron_page(
             }
         )
     rows.sort(key=lambda row: -float(row["auc"]))  # type: ignore[arg-type]
-    _write_page(report, inversion, images, explanations, rows, figures, seed)
+    _write_page(
+        report,
+        inversion,
+        images=images,
+        explanations=explanations,
+        rows=rows,
+        figures=figures,
+        seed=seed,
+    )
     return rows
 
 
 def _write_page(
     report: HtmlReport,
     inversion: NeuronInversion,
+    *,
     images: Tensor,
     explanations: Explanations,
     rows: list[dict[str, object]],

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 import captum_netinv
 from captum_netinv import NetworkInversion, NeuronInversion
-from captum_netinv.neuron_labels import concept_matrix, label_check
+from captum_netinv.labeling import concept_matrix, label_check
 from captum_netinv.recognition import Formula
 
 SHAPE = (1, 8, 8)
@@ -326,3 +326,56 @@ def test_label_check_counts_the_samples_where_the_formula_holds() -> None:
     assert label_check(formula, generated, real, detectors).generated_share == pytest.approx(0.8)
     with pytest.raises(ValueError, match="detectors.*missing|no detector"):
         concept_matrix(generated, ["round"], detectors)
+
+
+def test_one_identity_on_captums_neuron_base(
+    small_cnn: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from captum.attr._utils.attribution import LayerAttribution
+
+    calls: list[tuple[object, ...]] = []
+    original = NeuronAttribution.__init__
+
+    def recording_init(self: NeuronAttribution, *args: object, **kwargs: object) -> None:
+        calls.append(args)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NeuronAttribution, "__init__", recording_init)
+    inversion = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    assert calls == [(small_cnn, small_cnn.hidden, None)]  # Captum's neuron base is set up
+    assert not isinstance(inversion, LayerAttribution)
+    assert inversion.layer is small_cnn.hidden and inversion.forward_func is small_cnn
+
+
+def test_settings_come_from_the_neuron_preset(small_cnn: nn.Module) -> None:
+    from captum_netinv.inversion.neuron.neuron_inversion import NEURON_LOSS_WEIGHTS
+    from captum_netinv.inversion.presets import NEURON, PAPER
+
+    units = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    assert units.settings == NEURON.settings() and units.settings.preset == "neuron"
+    for name, weight in NEURON_LOSS_WEIGHTS.items():
+        assert units.settings.loss_weights[name] == weight
+    assert (units.settings.jitter, units.settings.zoom) == (0, 0.0)
+    overridden = NeuronInversion(
+        small_cnn, small_cnn.hidden, input_shape=SHAPE, loss_weights={"cosine_similarity": 1.0}
+    )
+    assert overridden.settings.loss_weights["cosine_similarity"] == 1.0
+    assert overridden.settings.loss_weights["feature_orthogonality"] == 0.2
+    paper = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE, preset="paper")
+    assert paper.settings == PAPER.settings()
+
+
+def test_a_fit_leaves_the_declared_settings_alone(
+    fitted_units: NeuronInversion, small_cnn: nn.Module
+) -> None:
+    from captum_netinv.inversion.presets import NEURON
+
+    # the pair weighting of the diversity terms is the fit's, never written into the object
+    assert fitted_units.settings == NEURON.settings()
+    assert fitted_units._config()["loss_weights"] == dict(NEURON.settings().loss_weights)
+
+
+def test_messages_name_neuron_inversion(small_cnn: nn.Module) -> None:
+    units = NeuronInversion(small_cnn, small_cnn.hidden)
+    with pytest.raises(ValueError, match=r"input_shape=\(C, H, W\)` to NeuronInversion"):
+        units.attribute(neuron_selector=0)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from captum_netinv.recognition import Explanation, Explanations
-from captum_netinv.recognition.formula import And, Atom, Not
-from captum_netinv.shortcut import (
+from captum_netinv.examples.shortcut import (
     Watermark,
     label_accuracy,
     shortcut_accuracies,
     watermark_units,
 )
+from captum_netinv.recognition import Explanation, Explanations
+from captum_netinv.recognition.formula import And, Atom, Not
 
 
 def test_watermark_marks_only_its_square_and_only_where_asked() -> None:

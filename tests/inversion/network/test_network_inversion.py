@@ -14,10 +14,10 @@ from captum.attr import IntegratedGradients, LayerGradCam
 from captum.concept import TCAV
 from torch import Tensor
 
-from captum_netinv.inversion import NetworkInversion
-from captum_netinv.inversion import base as inversion_base
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5
 from captum_netinv.inversion import training as inversion_training
-from captum_netinv.models import LeNet5
+from captum_netinv.inversion.network import network_inversion as network_module
 
 SHAPE = (1, 28, 28)
 
@@ -63,7 +63,7 @@ def test_samples_feed_captum_attributions(fitted: NetworkInversion, trained_lene
 def test_unfitted_attribute_fits_first_with_a_warning(
     trained_lenet: LeNet5, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inversion_base, "DEFAULT_STEPS", 3)
+    monkeypatch.setattr(network_module, "DEFAULT_STEPS", 3)
     inversion = NetworkInversion(trained_lenet)
     example = torch.zeros(2, *SHAPE)
     with pytest.warns(UserWarning, match="not fitted yet"):
@@ -87,7 +87,7 @@ def test_fit_and_sample_on_cuda(trained_lenet: LeNet5) -> None:
 def test_the_first_attribute_call_shows_that_it_fits(
     trained_lenet: LeNet5, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inversion_base, "DEFAULT_STEPS", 2)
+    monkeypatch.setattr(network_module, "DEFAULT_STEPS", 2)
     labels: list[str] = []
     real_tqdm = inversion_training.tqdm
 

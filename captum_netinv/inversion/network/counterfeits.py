@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from captum_netinv.inversion.evaluation import predicted_classes
+from captum_netinv._activations import predicted_classes
 from captum_netinv.inversion.losses import IMAGE_PRIORS
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.target_model import SAMPLE_BATCH_SIZE, TargetModel
@@ -34,6 +34,7 @@ def counterfeit_settings(settings: InversionSettings) -> InversionSettings:
 
 def search_counterfeits(
     draw: Callable[[Tensor, int | None], Tensor],
+    *,
     model: TargetModel,
     verifier: Callable,
     target: int,

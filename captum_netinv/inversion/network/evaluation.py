@@ -12,12 +12,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from captum_netinv._activations import iterate_batches
-from captum_netinv._utils import eval_mode
+from captum_netinv._activations import predicted_classes
 from captum_netinv.inversion.losses import within_class_diversity
-from captum_netinv.inversion.target_model import SAMPLE_BATCH_SIZE, TargetModel
+from captum_netinv.inversion.target_model import TargetModel
 
-__all__ = ["InversionEvaluation", "evaluate_samples", "predicted_classes"]
+__all__ = ["InversionEvaluation", "evaluate_samples"]
 
 
 @dataclass
@@ -49,17 +48,6 @@ class InversionEvaluation:
     verifier_hit_rate: float | None = None
     verifier_hit_rate_per_class: Tensor | None = None
     preset: str | None = None
-
-
-def predicted_classes(classifier: Callable, inputs: Tensor) -> Tensor:
-    r"""The argmax class of ``classifier`` for each of ``inputs``, batched, in eval mode."""
-    with torch.no_grad(), eval_mode(classifier):
-        return torch.cat(
-            [
-                classifier(batch).argmax(dim=1).cpu()
-                for batch in iterate_batches(inputs, SAMPLE_BATCH_SIZE)
-            ]
-        )
 
 
 def evaluate_samples(

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from captum_netinv.inversion import IMAGE_PRIORS, InversionSettings, NetworkInversion
-from captum_netinv.inversion.counterfeits import COUNTERFEIT_TERMS_OFF, counterfeit_settings
-from captum_netinv.models import LeNet5
+from captum_netinv import NetworkInversion
+from captum_netinv.examples.models import LeNet5
+from captum_netinv.inversion import IMAGE_PRIORS, InversionSettings
+from captum_netinv.inversion.network.counterfeits import COUNTERFEIT_TERMS_OFF, counterfeit_settings
 
 SHAPE = (1, 28, 28)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from captum_netinv.demo import run_demo
+from captum_netinv.app.demo import run_demo
 from captum_netinv.recognition import Explanations
 
 LAYER_WIDTHS = {"conv2": 16, "fc2": 84}

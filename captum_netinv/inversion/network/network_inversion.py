@@ -1,35 +1,40 @@
 """NetworkInversion: a conditioned generator trained through a frozen classifier, as an attribution.
 
-The Captum class only wires the modules beside it (settings, training, sampling, evaluation,
-checkpoint, counterfeits) into Captum's API; it holds no math of its own.
+The Captum class only wires the shared machinery of :mod:`captum_netinv.inversion` and the modules
+beside it (evaluation, counterfeits, concepts) into Captum's API; it holds no math of its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from captum._utils.common import _format_additional_forward_args
 from captum._utils.typing import TargetType
+from captum.attr._utils.attribution import LayerAttribution
 from captum.concept import Concept
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_netinv._utils import check_positive_int
+from captum_netinv._utils import check_int, check_positive_int
 from captum_netinv.inversion.base import _InversionBase
 from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
-from captum_netinv.inversion.counterfeits import counterfeit_settings, search_counterfeits
-from captum_netinv.inversion.evaluation import InversionEvaluation, evaluate_samples
+from captum_netinv.inversion.distributed import fit_group
 from captum_netinv.inversion.generator import VectorEncoder
+from captum_netinv.inversion.network.concepts import class_concept
+from captum_netinv.inversion.network.counterfeits import counterfeit_settings, search_counterfeits
+from captum_netinv.inversion.network.evaluation import InversionEvaluation, evaluate_samples
 from captum_netinv.inversion.presets import Preset, preset_named
 from captum_netinv.inversion.sampling import targets_from
 from captum_netinv.inversion.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
     DEFAULT_STEPS,
-    SETTING_NAMES,
+    InversionSettings,
 )
 from captum_netinv.inversion.training import History, StepCallback
 
@@ -39,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["NetworkInversion"]
 
 
-class NetworkInversion(_InversionBase):
+class NetworkInversion(_InversionBase, LayerAttribution):
     r"""
     Network Inversion (Suhail & Sethi, 2024, https://arxiv.org/abs/2407.18002): a conditioned
     generator ``G(z, conditioning)`` is trained through the frozen classifier alone (no data) so
@@ -131,17 +136,33 @@ class NetworkInversion(_InversionBase):
             preset (str or Preset, optional): ``"default"`` or ``"paper"``
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """
-        arguments = locals()  # the settings are the constructor's arguments of the same names
-        settings = preset_named(preset).settings(**{n: arguments[n] for n in SETTING_NAMES})
+        settings = preset_named(preset).settings(
+            conditioning=conditioning,
+            latent_dim=latent_dim,
+            dropout=dropout,
+            loss_weights=loss_weights,
+            input_range=input_range,
+            input_normalization=input_normalization,
+            sample_with_dropout=sample_with_dropout,
+            vector_scale=vector_scale,
+            vector_margin=vector_margin,
+            jitter=jitter,
+            zoom=zoom,
+            vector_encoder=vector_encoder,
+            matrix_encoding=matrix_encoding,
+        )
+        # the counterfeit companion: its fit's key, the inversion, the forward arguments it
+        # was fitted with (kept alive, so that their ids in the key stay theirs)
+        self._counterfeiter: tuple[tuple[Any, ...], NetworkInversion, tuple[Any, ...]] | None = None
         self._setup(
             forward_func,
             layer,
             settings,
-            input_shape,
-            num_classes,
-            generator,
-            attribute_to_layer_input,
-            device_ids,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            generator=generator,
+            attribute_to_layer_input=attribute_to_layer_input,
+            device_ids=device_ids,
         )
 
     def fit(
@@ -213,8 +234,30 @@ class NetworkInversion(_InversionBase):
             >>> history["hit_rate"][-1]
             1.0
         """
-        # every argument of fit() goes to _run_fit under its own name
-        return self._run_fit(**{key: value for key, value in locals().items() if key != "self"})
+        group = fit_group(process_group, batch_size, autocast)
+        self._ensure_input_shape(inputs, additional_forward_args)
+        return self._run_fit(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            progress=progress,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+            seed=seed,
+            callback=callback,
+            additional_forward_args=additional_forward_args,
+            group=group,
+            autocast=autocast,
+        )
+
+    def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
+        warnings.warn(
+            f"NetworkInversion is not fitted yet: {caller}() fits the generator with the "
+            f"default budget ({DEFAULT_STEPS} steps of {DEFAULT_BATCH_SIZE} samples) "
+            "first; call fit() to choose the budget and seed",
+            stacklevel=4,
+        )
+        self.fit(steps=DEFAULT_STEPS, additional_forward_args=extra_args)
 
     @log_usage()
     def attribute(
@@ -260,7 +303,7 @@ class NetworkInversion(_InversionBase):
         self._ensure_input_shape(inputs, additional_forward_args)
         assert self.num_classes is not None
         targets = targets_from(target, n_samples, self.num_classes)
-        self._ensure_fitted(None, additional_forward_args)
+        self._ensure_fitted(additional_forward_args)
         return self._generate(targets, latents, seed)
 
     def evaluate(
@@ -272,7 +315,7 @@ class NetworkInversion(_InversionBase):
     ) -> InversionEvaluation:
         r"""
         Measures the inversion on ``n_per_class`` fresh samples of every class
-        (:func:`~captum_netinv.inversion.evaluation.evaluate_samples`).
+        (:func:`~captum_netinv.inversion.network.evaluation.evaluate_samples`).
 
         Args:
             n_per_class (int, optional): Samples per class, >= 2. Default: 100
@@ -296,7 +339,7 @@ class NetworkInversion(_InversionBase):
             raise ValueError(
                 f"`n_per_class` must be >= 2 (diversity is pairwise), got {n_per_class}"
             )
-        model = self._ensure_fitted(None, additional_forward_args, "evaluate")
+        model = self._ensure_fitted(additional_forward_args, caller="evaluate")
         assert self.num_classes is not None
         targets = torch.arange(self.num_classes).repeat_interleave(n_per_class)
         samples = self._generate(targets, seed=seed)
@@ -387,7 +430,21 @@ class NetworkInversion(_InversionBase):
             >>> threes = inversion.as_concept(3, n_samples=50)
             >>> tcav = TCAV(model, layers=["fc1"])
         """
-        return self._concept(target, n_samples, batch_size, concept_id, name, seed)
+        check_int(target, "target", "an int class index")
+        if concept_id is not None:
+            check_int(concept_id, "concept_id")
+        check_positive_int(batch_size, "batch_size")
+        samples = self.attribute(target=int(target), n_samples=n_samples, seed=seed)
+        assert self.generator is not None
+        return class_concept(
+            samples,
+            generator=self.generator,
+            target=int(target),
+            seed=seed,
+            batch_size=batch_size,
+            concept_id=concept_id,
+            name=name,
+        )
 
     def counterfeits(
         self,
@@ -407,7 +464,7 @@ class NetworkInversion(_InversionBase):
         ``verifier`` assigns to another class: the adversarial use of inversion.
 
         A companion inversion without image priors, jitter and KL term
-        (:func:`~captum_netinv.inversion.counterfeits.counterfeit_settings`) is fitted for
+        (:func:`~captum_netinv.inversion.network.counterfeits.counterfeit_settings`) is fitted for
         ``steps`` steps (and kept for calls with the same ``steps``, ``batch_size`` and
         ``seed``); its samples of ``target`` are drawn until ``n_samples`` pass both tests or
         ``max_draws`` were tried (a warning then says how many were found).
@@ -441,18 +498,61 @@ class NetworkInversion(_InversionBase):
         model = self._ensure_input_shape(None, additional_forward_args)
         assert self.num_classes is not None
         targets_from(target, 1, self.num_classes)
-        fit = {"steps": steps, "batch_size": batch_size, "seed": seed, "progress": progress}
-        extra_args = additional_forward_args
-        companion = self._companion(counterfeit_settings(self.settings), fit, extra_args)
+        companion = self._counterfeit_companion(
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            additional_forward_args=additional_forward_args,
+        )
         return search_counterfeits(
             lambda targets, draw_seed: companion._generate(targets, seed=draw_seed),
-            model,
-            verifier,
-            target,
-            n_samples,
-            confidence,
-            max_draws,
-            seed,
+            model=model,
+            verifier=verifier,
+            target=target,
+            n_samples=n_samples,
+            confidence=confidence,
+            max_draws=max_draws,
+            seed=seed,
+        )
+
+    def _counterfeit_companion(
+        self,
+        *,
+        steps: int,
+        batch_size: int,
+        seed: int | None,
+        progress: bool,
+        additional_forward_args: Any,
+    ) -> NetworkInversion:
+        r"""The inversion with :func:`counterfeit_settings`, fitted with this budget and seed;
+        kept for calls with the same budget, seed and ``additional_forward_args`` objects."""
+        # the objects passed, by identity; kept alive in _counterfeiter, so that no other
+        # object takes their ids
+        forward_args = _format_additional_forward_args(additional_forward_args) or ()
+        key = (steps, batch_size, seed, *map(id, forward_args))
+        if self._counterfeiter is None or self._counterfeiter[0] != key:
+            companion = self._with_settings(counterfeit_settings(self.settings))
+            companion.fit(
+                steps=steps,
+                batch_size=batch_size,
+                seed=seed,
+                progress=progress,
+                additional_forward_args=additional_forward_args,
+            )
+            self._counterfeiter = key, companion, forward_args
+        return self._counterfeiter[1]
+
+    def _with_settings(self, settings: InversionSettings) -> NetworkInversion:
+        r"""An unfitted inversion of the same model and layer with other ``settings``."""
+        return NetworkInversion._from_settings(
+            self.forward_func,
+            settings,
+            layer=self.layer,
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+            attribute_to_layer_input=self.attribute_to_layer_input,
+            device_ids=self.device_ids,
         )
 
     def visualize(
@@ -474,7 +574,13 @@ class NetworkInversion(_InversionBase):
         from captum_netinv.visualization import visualize_inversion
 
         return visualize_inversion(
-            self, n_per_class, seed, class_names, plt_fig_axis, use_pyplot, title
+            self,
+            n_per_class=n_per_class,
+            seed=seed,
+            class_names=class_names,
+            plt_fig_axis=plt_fig_axis,
+            use_pyplot=use_pyplot,
+            title=title,
         )
 
     def visualize_history(

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from captum_netinv.inversion import InversionEvaluation, NetworkInversion
-from captum_netinv.models import MLP, LeNet5
+from captum_netinv import InversionEvaluation, NetworkInversion
+from captum_netinv.examples.models import MLP, LeNet5
 
 
 def test_short_fit_hits_every_class(

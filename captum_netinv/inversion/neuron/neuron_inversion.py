@@ -1,8 +1,9 @@
 """NeuronInversion: one generator, conditioned on a unit of a layer, that samples inputs firing it.
 
 Network inversion with the unit index in the role of the class: the shared generator, conditioning,
-fit loop, sampling and checkpoints run unchanged on a :class:`NeuronTarget` whose scores are the
-chosen units' standardized activations (see :doc:`/methods/neuron_inversion`).
+fit loop, sampling and checkpoints run unchanged on a
+:class:`~captum_netinv.inversion.neuron.target.NeuronTarget` whose scores are the chosen units'
+standardized activations (see :doc:`/methods/neuron_inversion`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -32,25 +34,22 @@ from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group, identical_on_ranks
 from captum_netinv.inversion.generator import VectorEncoder
-from captum_netinv.inversion.neuron_evaluation import NeuronEvaluation, evaluate_neurons
-from captum_netinv.inversion.neuron_target import (
+from captum_netinv.inversion.neuron.evaluation import NeuronEvaluation, evaluate_neurons
+from captum_netinv.inversion.neuron.selectors import chosen_neurons, resolve_neuron_selector
+from captum_netinv.inversion.neuron.target import (
     NEURON_REDUCTIONS,
+    REFERENCE_QUANTILE,
     NeuronTarget,
     UnitStatistics,
-    chosen_neurons,
     noise_reference,
     pair_weighted,
-    resolve_neuron_selector,
     unit_statistics,
 )
-from captum_netinv.inversion.presets import Preset, preset_named
+from captum_netinv.inversion.presets import NEURON, Preset, preset_named
 from captum_netinv.inversion.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
-    SETTING_NAMES,
-    normalization_tensors,
 )
-from captum_netinv.inversion.target_model import TargetModel
 from captum_netinv.inversion.training import History, StepCallback
 
 if TYPE_CHECKING:
@@ -59,18 +58,17 @@ if TYPE_CHECKING:
 
 __all__ = ["NEURON_AUGMENTATION", "NEURON_LOSS_WEIGHTS", "NEURON_STEPS", "NeuronInversion"]
 
-#: Default number of fit steps (the budget of benchmarks/bench_neuron_inversion.py).
+#: Default number of fit steps (:doc:`/methods/neuron_inversion` says how it was chosen).
 NEURON_STEPS = 600
-#: Weights of the diversity terms per pair of one unit's samples
-#: (:func:`~captum_netinv.inversion.neuron_target.pair_weighted`); explicit ``loss_weights``
-#: override them. Cosine 4.0, with the reach gate, was chosen on three tuning models (rounds 6
-#: and 7 of benchmarks/RESULTS.md), the orthogonality weight on the 5,000-digit demo LeNet-5.
-NEURON_LOSS_WEIGHTS: dict[str, float] = {"cosine_similarity": 4.0, "feature_orthogonality": 0.2}
-#: ``jitter`` and ``zoom`` when left None: no per-sample shift or zoom (unlike
-#: NetworkInversion's default): the unit is asked to fire on the generated sample itself.
-#: Chosen on a held-out tuning target (protocol LeNet-5+BN, seed 1), where the default
-#: preset's ``jitter=2, zoom=0.1`` halved the diversity ratio on fc2 (benchmarks/RESULTS.md).
-NEURON_AUGMENTATION: dict[str, Any] = {"jitter": 0, "zoom": 0.0}
+#: The :data:`~captum_netinv.inversion.presets.NEURON` preset's weights of the diversity terms
+#: per pair of one unit's samples (:func:`~captum_netinv.inversion.neuron.target.pair_weighted`),
+#: read-only; explicit ``loss_weights`` override them.
+NEURON_LOSS_WEIGHTS: Mapping[str, float] = MappingProxyType(dict(NEURON.values["loss_weights"]))
+#: The :data:`~captum_netinv.inversion.presets.NEURON` preset's ``jitter`` and ``zoom``, read-only:
+#: no per-sample shift or zoom, unlike NetworkInversion's default.
+NEURON_AUGMENTATION: Mapping[str, Any] = MappingProxyType(
+    {name: NEURON.values[name] for name in ("jitter", "zoom")}
+)
 _PAIR_TERMS = ("cosine_similarity", "feature_orthogonality")
 #: Samples of every unit in the default batch of a step.
 _SAMPLES_PER_UNIT = 4
@@ -88,8 +86,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
     The unit plays the role of NetworkInversion's class (settings, checkpoints and guarantees
     are the same); the objective replaces the classifier's logits by the units' scores
-    ``(a - q99) / std`` next to a constant 0 column (:class:`NeuronTarget`): cross-entropy asks
-    the unit to beat the other units and its own 99th percentile, the KL term matches the
+    ``(a - q99) / std`` next to a constant 0 column
+    (:class:`~captum_netinv.inversion.neuron.target.NeuronTarget`): cross-entropy asks the unit
+    to beat the other units and its own 99th percentile, the KL term matches the
     soft vector over the units' scores.
 
     Examples::
@@ -122,7 +121,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         device_ids: list[int] | None = None,
         vector_encoder: VectorEncoder | None = None,
         matrix_encoding: MatrixEncoding | None = None,
-        preset: str | Preset = "default",
+        preset: str | Preset = "neuron",
         reach_gate: bool = True,
     ) -> None:
         r"""
@@ -135,31 +134,75 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         ``attribute_to_layer_input``) also feeds the diversity terms.
             neurons (int, sequence of int or Tensor, optional): The units the generator
                         covers (indices of the reduced layer output). Default: all, at most
-                        :data:`~captum_netinv.inversion.neuron_target.MAX_NEURONS`.
+                        :data:`~captum_netinv.inversion.neuron.selectors.MAX_NEURONS`.
             neuron_reduction (str, optional): ``"mean"`` or ``"max"`` over a conv channel's
                         map. Default: ``"mean"`` (as INVERT)
             input_shape (tuple[int, int, int], optional): ``(C, H, W)`` of one input.
                         Default: read from the ``inputs`` of :meth:`fit`.
             attribute_to_layer_input (bool, optional): Invert the units of the layer's input.
                         Default: False
-            preset (str or Preset, optional): As in NetworkInversion, and so are
-                        ``conditioning``, ``generator``, ``latent_dim``, ``dropout``,
-                        ``loss_weights`` (the diversity terms default to
-                        :data:`~captum_netinv.inversion.neuron_inversion.NEURON_LOSS_WEIGHTS`),
-                        ``input_range``, ``input_normalization``, ``sample_with_dropout``,
-                        ``vector_scale``, ``vector_margin``, ``jitter`` and ``zoom`` (none:
-                        :data:`~captum_netinv.inversion.neuron_inversion.NEURON_AUGMENTATION`),
-                        ``device_ids``, ``vector_encoder`` and ``matrix_encoding``.
+            conditioning (str, optional): As in NetworkInversion.
+            generator (nn.Module, optional): As in NetworkInversion.
+            latent_dim (int, optional): As in NetworkInversion.
+            dropout (float, optional): As in NetworkInversion.
+            loss_weights (dict, optional): Overrides of the preset's weights; the
+                        ``"neuron"`` preset's diversity weights are
+                        :data:`~captum_netinv.inversion.neuron.neuron_inversion.NEURON_LOSS_WEIGHTS`.
+            input_range (tuple[float, float], optional): As in NetworkInversion.
+            input_normalization (tuple, optional): As in NetworkInversion.
+            sample_with_dropout (bool, optional): As in NetworkInversion.
+            vector_scale (float, optional): As in NetworkInversion.
+            vector_margin (float, optional): As in NetworkInversion.
+            jitter (int, optional): As in NetworkInversion. Default: 0 (the ``"neuron"``
+                        preset: the unit must fire on the generated sample itself)
+            zoom (float, optional): As in NetworkInversion. Default: 0.0
+            device_ids (list[int], optional): As in NetworkInversion.
+            vector_encoder (str, optional): As in NetworkInversion.
+            matrix_encoding (str, optional): As in NetworkInversion.
+            preset (str or Preset, optional): The preset whose settings fill those left None
+                        (:data:`~captum_netinv.inversion.presets.PRESETS`). Default:
+                        ``"neuron"`` (:data:`~captum_netinv.inversion.presets.NEURON`)
             reach_gate (bool, optional): The diversity terms compare only samples whose unit
                         is above its 99th percentile, so that a strong diversity weight cannot
                         be met with samples that never reach it
-                        (:class:`~captum_netinv.inversion.neuron_target.NeuronTarget`).
+                        (:class:`~captum_netinv.inversion.neuron.target.NeuronTarget`).
                         Default: True
         """
-        arguments = locals()
-        arguments["loss_weights"] = {**NEURON_LOSS_WEIGHTS, **(loss_weights or {})}
-        arguments.update({k: v for k, v in NEURON_AUGMENTATION.items() if arguments[k] is None})
-        settings = preset_named(preset).settings(**{n: arguments[n] for n in SETTING_NAMES})
+        settings = preset_named(preset).settings(
+            conditioning=conditioning,
+            latent_dim=latent_dim,
+            dropout=dropout,
+            loss_weights=loss_weights,
+            input_range=input_range,
+            input_normalization=input_normalization,
+            sample_with_dropout=sample_with_dropout,
+            vector_scale=vector_scale,
+            vector_margin=vector_margin,
+            jitter=jitter,
+            zoom=zoom,
+            vector_encoder=vector_encoder,
+            matrix_encoding=matrix_encoding,
+        )
+        self._set_unit_arguments(
+            layer=layer, neurons=neurons, neuron_reduction=neuron_reduction, reach_gate=reach_gate
+        )
+        self._setup(
+            forward_func,
+            layer,
+            settings,
+            input_shape=input_shape,
+            num_classes=None,
+            generator=generator,
+            attribute_to_layer_input=attribute_to_layer_input,
+            device_ids=device_ids,
+        )
+
+    def _set_unit_arguments(
+        self, *, layer: object, neurons: Any, neuron_reduction: Any, reach_gate: object
+    ) -> None:
+        r"""Checks and keeps the constructor's own arguments (a ``TypeError`` or ``ValueError``
+        names the first wrong one; the range of ``neurons`` waits for the layer's width); the
+        units, their layer shape and statistics are known once the input shape is."""
         if not isinstance(layer, nn.Module):
             raise TypeError(f"`layer` must be an nn.Module of the model, got {excerpt(layer)}")
         if neuron_reduction not in NEURON_REDUCTIONS:
@@ -168,38 +211,25 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                 f"{excerpt(neuron_reduction)}"
             )
         if neurons is not None:
-            chosen_neurons(neurons, sys.maxsize)  # the types now, the range with the layer's width
+            chosen_neurons(neurons, sys.maxsize)
         if not isinstance(reach_gate, bool):
             raise TypeError(f"`reach_gate` must be a bool, got {excerpt(reach_gate)}")
         self.reach_gate = reach_gate
-        self.neuron_reduction = neuron_reduction
+        self.neuron_reduction: str = neuron_reduction
         self._requested_neurons = neurons
-        self._declared_settings = settings
         self.neurons: list[int] = []
         self.layer_shape: tuple[int, ...] = ()
         self.statistics: UnitStatistics | None = None
-        self._setup(
-            forward_func,
-            layer,
-            settings,
-            input_shape,
-            None,
-            generator,
-            attribute_to_layer_input,
-            device_ids,
-        )
+
+    #: The quantile of a unit's real activations that its samples are asked to exceed.
+    reference_quantile: float = REFERENCE_QUANTILE
 
     def _set_input_shape(
-        self, input_shape: tuple[int, int, int], extra_args: Any, deferrable: bool = False
+        self, input_shape: tuple[int, int, int], *, extra_args: Any, deferrable: bool = False
     ) -> None:
         r"""The input shape, the layer's units and the chosen ones, from one forward pass."""
-        view = NeuronTarget(
-            self.forward_func,
-            self.layer,
-            self.attribute_to_layer_input,
-            self.device_ids,
-            normalization_tensors(self.settings, input_shape[0]),
-            extra_args,
+        view = NeuronTarget.of(
+            self._target_model(input_shape).with_args(extra_args),
             reduction=self.neuron_reduction,  # type: ignore[arg-type]
             reach_gate=self.reach_gate,
         )
@@ -233,7 +263,6 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
     def _config(self) -> dict[str, Any]:
         return {
             **super()._config(),
-            "loss_weights": dict(self._declared_settings.loss_weights),
             "method": "NeuronInversion",
             "neurons": list(self.neurons),
             "neuron_reduction": self.neuron_reduction,
@@ -245,7 +274,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         r"""
         ``max(64, 4 K)`` rounded up to a multiple of the ``K`` fitted units: every unit at
         least four times per step, so that the diversity terms see six pairs of each unit
-        (chosen on a held-out model over two: more diverse samples, benchmarks/RESULTS.md).
+        (more diverse samples than two per unit: :doc:`/methods/neuron_inversion`).
         """
         count = len(self._neuron_view().neurons)
         return math.ceil(max(DEFAULT_BATCH_SIZE, _SAMPLES_PER_UNIT * count) / count) * count
@@ -267,7 +296,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
     ) -> History:
         r"""
         Measures each unit's 99th percentile and standard deviation on ``inputs`` (real
-        samples; without them, on noise, see :func:`~captum_netinv.inversion.neuron_target.
+        samples; without them, on noise, see :func:`~captum_netinv.inversion.neuron.target.
         noise_reference`), then trains the generator through the frozen model with Adam, each
         step drawing every unit equally. Seeds, checkpoints and resuming behave as in
         :meth:`NetworkInversion.fit <captum_netinv.NetworkInversion.fit>`; a checkpoint resumes
@@ -294,7 +323,6 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
             >>> history = inversion.fit(real_images, steps=600, seed=0, progress=False)
         """
-        arguments = {key: value for key, value in locals().items() if key != "self"}
         check_positive_number(lr, "lr")  # before the statistics below change the object
         model = self._ensure_input_shape(inputs, additional_forward_args)
         assert isinstance(model, NeuronTarget)
@@ -321,28 +349,29 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                 "must pass the same ones (the whole reference set, not a shard)"
             )
         self._set_statistics(statistics)
-        self.settings = pair_weighted(self._declared_settings, batch_size, count, _PAIR_TERMS)
-        try:
-            # every argument of fit() goes to _run_fit under its own name; the inputs were read
-            arguments.update(inputs=None, batch_size=batch_size, desc="NeuronInversion fit")
-            return self._run_fit(**arguments)
-        finally:
-            self.settings = self._declared_settings
+        return self._run_fit(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            progress=progress,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+            seed=seed,
+            callback=callback,
+            additional_forward_args=additional_forward_args,
+            group=group,
+            autocast=autocast,
+            settings=pair_weighted(self.settings, batch_size, count, _PAIR_TERMS),
+        )
 
-    def _ensure_fitted(
-        self, inputs: Tensor | None = None, extra_args: Any = None, caller: str = "attribute"
-    ) -> TargetModel:
-        r"""The model view of a fitted inversion; an unfitted one is fitted on noise first."""
-        self._ensure_input_shape(inputs, extra_args)
-        if not self.fitted:
-            warnings.warn(
-                f"NeuronInversion is not fitted yet: {caller}() fits the generator with the "
-                f"default budget ({NEURON_STEPS} steps) and noise reference statistics first; "
-                "call fit(inputs=real_inputs) to choose the reference, budget and seed",
-                stacklevel=3,
-            )
-            self.fit(additional_forward_args=extra_args)
-        return self._ensure_input_shape(None, extra_args)
+    def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
+        warnings.warn(
+            f"NeuronInversion is not fitted yet: {caller}() fits the generator with the "
+            f"default budget ({NEURON_STEPS} steps) and noise reference statistics first; "
+            "call fit(inputs=real_inputs) to choose the reference, budget and seed",
+            stacklevel=4,
+        )
+        self.fit(additional_forward_args=extra_args)
 
     @log_usage()
     def attribute(
@@ -385,7 +414,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         positions = resolve_neuron_selector(
             neuron_selector, n_samples, self.neurons, self.layer_shape
         )
-        self._ensure_fitted(None, additional_forward_args)
+        self._ensure_fitted(additional_forward_args)
         return self._generate(positions, latents, seed)
 
     def evaluate(
@@ -399,7 +428,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
     ) -> NeuronEvaluation:
         r"""
         Measures every fitted unit on ``n_per_unit`` fresh samples
-        (:func:`~captum_netinv.inversion.neuron_evaluation.evaluate_neurons`): their median
+        (:func:`~captum_netinv.inversion.neuron.evaluation.evaluate_neurons`): their median
         activation against the unit's 99th percentile on real ``inputs``, and their diversity
         against the unit's ``top_k`` top-activating real inputs.
 
@@ -414,16 +443,23 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             additional_forward_args (Any, optional): As in :meth:`fit`.
 
         Returns:
-            :class:`~captum_netinv.inversion.neuron_evaluation.NeuronEvaluation`.
+            :class:`~captum_netinv.inversion.neuron.evaluation.NeuronEvaluation`.
         """
         if check_positive_int(n_per_unit, "n_per_unit") < 2:
             raise ValueError(f"`n_per_unit` must be >= 2 (diversity is pairwise), got {n_per_unit}")
         check_positive_int(top_k, "top_k")
-        self._ensure_fitted(None, additional_forward_args, "evaluate")
+        self._ensure_fitted(additional_forward_args, caller="evaluate")
         model = self._neuron_view(additional_forward_args)
         positions = torch.arange(len(model.neurons)).repeat_interleave(n_per_unit)
         samples = self._generate(positions, seed=seed)
-        return evaluate_neurons(model, samples, positions, inputs, top_k, feature_func)
+        return evaluate_neurons(
+            model,
+            samples,
+            positions,
+            inputs=inputs,
+            top_k=top_k,
+            feature_func=feature_func,
+        )
 
     def unit_activations(self, inputs: Tensor, additional_forward_args: Any = None) -> Tensor:
         r"""``(N, K)`` activations of the fitted units on model-space ``inputs``, on the CPU."""
@@ -495,5 +531,14 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         """
         from captum_netinv.visualization import visualize_neuron
 
-        arguments = (explanations, n_generated, k, seed, 40, plt_fig_axis, use_pyplot)
-        return visualize_neuron(self, neuron, inputs, *arguments)  # bins: the default 40
+        return visualize_neuron(
+            self,
+            neuron,
+            inputs,
+            explanations=explanations,
+            n_generated=n_generated,
+            k=k,
+            seed=seed,
+            plt_fig_axis=plt_fig_axis,
+            use_pyplot=use_pyplot,
+        )

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from captum_netinv.inversion import NetworkInversion
-from captum_netinv.inversion.evaluation import predicted_classes
-from captum_netinv.models import accuracy
+from captum_netinv._activations import predicted_classes
+from captum_netinv.examples.models import accuracy
+from captum_netinv.inversion.network import NetworkInversion
 from captum_netinv.recognition import Explanations, InverseRecognition
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
 
