@@ -21,7 +21,7 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	touch $@ $(STAMP_DEMO)
 
 demo: $(STAMP_DEMO)
-	$(PY) -m captum_netinv --out $(REPORT)
+	$(PY) -m captum_netinv report --example mnist --out $(REPORT)
 
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .

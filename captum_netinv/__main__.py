@@ -1,8 +1,9 @@
-"""``python -m captum_netinv``: runs the demo (see :mod:`captum_netinv.app.demo`).
+"""``python -m captum_netinv``: the command line of :mod:`captum_netinv.app.cli`.
 
-Equivalent to the ``captum-netinv-demo`` console script that ``make demo`` ends up calling.
+The same parser as the ``captum-netinv`` console script: ``report`` on one's own model and data,
+or, with no subcommand (``python -m captum_netinv --out report``), the MNIST example.
 """
 
-from captum_netinv.app.demo import main
+from captum_netinv.app.cli import main
 
 raise SystemExit(main())

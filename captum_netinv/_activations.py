@@ -19,8 +19,8 @@ from captum._utils.gradient import (
 )
 from captum.attr._utils.batching import _tuple_splice_range
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from captum_netinv._progress import progress_bar
 from captum_netinv._utils import check_positive_int, eval_mode, excerpt, model_device
 
 __all__ = [
@@ -304,11 +304,11 @@ def layer_activations(
     reduced: list[Tensor] = []
     start = 0
     with torch.no_grad(), eval_mode(forward_func):
-        for batch in tqdm(
+        for batch in progress_bar(
             iterate_batches(inputs, batch_size, several_inputs=True),
             total=total,
             desc="layer activations",
-            disable=not progress,
+            enabled=progress,
         ):
             size = batch_length(batch)
             batch_args = (

@@ -9,19 +9,25 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
+import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import captum
 import torch
 from torch import nn
 
 __all__ = [
     "MAX_SEED",
+    "caller_stacklevel",
     "check_forward_func",
     "check_int",
     "check_layer_in_model",
+    "check_model_inputs",
     "check_positive_int",
     "check_positive_number",
     "check_seed",
@@ -30,6 +36,7 @@ __all__ = [
     "model_device",
     "modules_of",
     "single_module",
+    "timed_warning",
 ]
 
 #: Seeds are drawn from ``[0, MAX_SEED)``: what ``torch.Generator.manual_seed`` accepts.
@@ -238,3 +245,103 @@ def eval_mode(
             for module, key, buffer, saved in buffers:
                 module._buffers[key] = buffer
                 buffer.copy_(saved)
+
+
+def check_model_inputs(inputs: object, name: str = "inputs") -> torch.Tensor:
+    r"""
+    ``inputs`` if they are one non-empty ``(N, C, H, W)`` floating-point tensor of model-space
+    inputs, as both inversions take them (the ones they generate are one such tensor); else a
+    ``TypeError`` (a tuple of model inputs, another type, an integer dtype such as uint8
+    images) or a ``ValueError`` (another number of dimensions, no rows) naming ``name``.
+
+    Args:
+        inputs (object): The argument to check.
+        name (str, optional): Its name in the messages. Default: ``"inputs"``
+
+    Returns:
+        *Tensor*, ``inputs`` unchanged.
+    """
+    if isinstance(inputs, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in inputs):
+        raise TypeError(
+            f"`{name}` must be one tensor (N, C, H, W), got a {type(inputs).__name__} of "
+            f"{len(inputs)} values: an inversion generates one input tensor; pass the model's "
+            "other inputs as `additional_forward_args` (the same for every sample)"
+        )
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(
+            f"`{name}` must be a tensor (N, C, H, W) of the model's inputs, got "
+            f"{type(inputs).__name__} {excerpt(inputs)}"
+        )
+    if inputs.dim() != 4 or len(inputs) == 0:
+        raise ValueError(
+            f"`{name}` must be an example batch (N, C, H, W) of the model's inputs with N >= 1, "
+            f"got shape {tuple(inputs.shape)}"
+        )
+    if not inputs.dtype.is_floating_point:
+        raise TypeError(
+            f"`{name}` must be floating-point model-space inputs, got dtype {inputs.dtype}: "
+            f"convert images first, e.g. `images.float() / 255` (then normalize them as the "
+            "model expects)"
+        )
+    return inputs
+
+
+#: The folders of the packages whose frames :func:`caller_stacklevel` skips: this package and
+#: Captum (whose ``log_usage`` wraps the public methods).
+_LIBRARY_FOLDERS = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep for path in (__file__, captum.__file__ or "")
+)
+
+
+def caller_stacklevel() -> int:
+    r"""
+    The ``stacklevel`` that makes a warning raised by the function calling this one point at
+    the user's line: the first frame outside ``captum_netinv`` and ``captum``, however many
+    wrappers (``log_usage``, first-call fits, callbacks) lie between.
+
+    Returns:
+        *int*, for ``warnings.warn(..., stacklevel=caller_stacklevel())``.
+    """
+    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _LIBRARY_FOLDERS
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def timed_warning(
+    message: Callable[[str], str], steps: int, timed_steps: int = 3
+) -> Callable[[int, Any], None]:
+    r"""
+    A fit callback that times steps ``2 .. timed_steps + 1`` (the first one warms up; a fit of
+    one step times it from this call), then warns once, pointing at the user's line
+    (:func:`caller_stacklevel`), with ``message("about N s")``: the time the ``steps`` of the
+    whole fit take at that pace. It never stops the fit, so the fit ends as one without it.
+
+    Args:
+        message (Callable[[str], str]): The warning's text, given the estimate.
+        steps (int): The fit's number of steps.
+        timed_steps (int, optional): Steps timed. Default: 3
+
+    Returns:
+        *Callable* ``(step, values) -> None``.
+    """
+    created = time.perf_counter()
+    first_step_done: list[float] = []
+    warn_at = min(steps, timed_steps + 1)
+
+    def callback(step: int, values: Any) -> None:
+        now = time.perf_counter()
+        if step == 1:
+            first_step_done.append(now)
+        if step != warn_at or not first_step_done:
+            return
+        per_step = (now - first_step_done[0]) / (step - 1) if step > 1 else now - created
+        seconds = per_step * steps
+        estimate = f"about {seconds:.0f} s" if seconds >= 10 else f"about {seconds:.1f} s"
+        warnings.warn(message(estimate), stacklevel=caller_stacklevel())
+
+    return callback

@@ -148,6 +148,25 @@ NETWORK_INVERSION: list[tuple[str, Callable[[], object], type[Exception], str]] 
         "`inputs` have shape",
     ),
     (
+        "example inputs uint8",
+        lambda: _inversion(input_shape=None).fit(torch.zeros(2, *SHAPE, dtype=torch.uint8), **_FIT),
+        TypeError,
+        r"`inputs` must be floating-point model-space inputs, got dtype torch\.uint8"
+        r".*images\.float\(\) / 255",
+    ),
+    (
+        "example inputs of 3 channels for a 1-channel model",
+        lambda: _inversion(input_shape=None).fit(torch.zeros(2, 3, 8, 8), **_FIT),
+        ValueError,
+        r"`inputs` have shape \(3, 8, 8\) per sample, which the model does not accept",
+    ),
+    (
+        "example inputs a tuple of model inputs",
+        lambda: _inversion().fit((_INPUTS, _INPUTS), **_FIT),
+        TypeError,
+        r"`inputs` must be one tensor \(N, C, H, W\).*`additional_forward_args`",
+    ),
+    (
         "shape unknown",
         lambda: _inversion(input_shape=None).fit(**_FIT),
         ValueError,
@@ -179,6 +198,18 @@ def _sampling_cases(fitted: NetworkInversion) -> list[tuple[str, Callable[[], ob
         ),
         ("target tuple", lambda: fitted.attribute(target=(0, 1)), TypeError, "tuple targets"),
         (
+            "target a bool",
+            lambda: fitted.attribute(target=True),
+            TypeError,
+            "`target` must be an int class index.*got the bool True",
+        ),
+        (
+            "example inputs and n_samples disagree",
+            lambda: fitted.attribute(_INPUTS, target=0, n_samples=3),
+            ValueError,
+            r"`n_samples` \(3\) and `inputs` \(20 rows\) disagree",
+        ),
+        (
             "n_samples 0",
             lambda: fitted.attribute(target=0, n_samples=0),
             ValueError,
@@ -188,7 +219,7 @@ def _sampling_cases(fitted: NetworkInversion) -> list[tuple[str, Callable[[], ob
             "n_samples disagrees",
             lambda: fitted.attribute(target=[0, 1], n_samples=3),
             ValueError,
-            "must be None or equal the number of targets",
+            r"`n_samples` \(3\) must be None or equal the number of entries of `target` \(2\)",
         ),
         (
             "latents of another shape",

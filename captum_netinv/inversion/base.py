@@ -8,8 +8,10 @@ with Captum's layer base, NeuronInversion with Captum's neuron base; nothing her
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import random
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,9 +19,13 @@ import torch
 from captum.attr._utils.attribution import InternalAttribution
 from torch import Tensor, nn
 
+from captum_netinv._captum_names import refuse_captum_name, resolve_alias
+from captum_netinv._threads import warn_if_oversubscribed
 from captum_netinv._utils import (
+    caller_stacklevel,
     check_forward_func,
     check_layer_in_model,
+    check_model_inputs,
     check_positive_int,
     check_positive_number,
     check_seed,
@@ -48,16 +54,46 @@ from captum_netinv.inversion.settings import (
     normalization_tensors,
     to_pixel_space,
 )
-from captum_netinv.inversion.target_model import TargetModel, default_layer, num_classes_of_output
+from captum_netinv.inversion.target_model import (
+    SAMPLE_BATCH_SIZE,
+    ForwardArgumentsError,
+    TargetModel,
+    default_layer,
+    num_classes_of_output,
+    output_kind_of,
+    output_kind_warning,
+)
 from captum_netinv.inversion.training import (
     History,
     NonFiniteLossError,
     StepCallback,
     check_trainable_settings,
+    generator_optimizer,
     train_generator,
 )
 
-__all__: list[str] = []
+__all__ = ["fit_progress"]
+
+#: Why a fit refuses Captum's ``internal_batch_size``, and what to pass instead.
+_FIT_BATCH = (
+    "pass `batch_size`: the samples generated per step, which go through the model in one "
+    "forward pass"
+)
+
+
+def fit_progress(
+    progress: bool | None, show_progress: bool | None, internal_batch_size: int | None
+) -> bool:
+    r"""Whether a fit shows its progress bar: ``progress``, or Captum's ``show_progress`` in its
+    place, else True; Captum's ``internal_batch_size`` is refused, naming ``batch_size``."""
+    refuse_captum_name("internal_batch_size", internal_batch_size, _FIT_BATCH)
+    return resolve_alias(
+        ours_name="progress",
+        ours_value=progress,
+        captum_name="show_progress",
+        captum_value=show_progress,
+        default=True,
+    )
 
 
 class _InversionBase(InternalAttribution):
@@ -144,8 +180,14 @@ class _InversionBase(InternalAttribution):
         if output is None:
             return
         self.num_classes = num_classes_of_output(output, 2, self.num_classes)
+        kind, evidence = output_kind_of(self.forward_func, output)
+        if kind != "logits":
+            warnings.warn(
+                output_kind_warning(type(self).__name__, kind, evidence),
+                stacklevel=caller_stacklevel(),
+            )
         self.input_shape = input_shape
-        self._model = model
+        self._model = dataclasses.replace(model, output_kind=kind)
 
     def _target_model(self, input_shape: tuple[int, int, int]) -> TargetModel:
         r"""The frozen model as a fit sees it, for inputs of ``input_shape``."""
@@ -165,7 +207,14 @@ class _InversionBase(InternalAttribution):
         probe = torch.full((2, *input_shape), sum(self.settings.input_range) / 2)
         try:
             return run(probe)
-        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        except (RuntimeError, ValueError, TypeError, IndexError) as raised:
+            if isinstance(raised, ForwardArgumentsError) and not isinstance(
+                raised.__cause__, TypeError
+            ):
+                raise  # per-sample extra arguments: their own message says so
+            # a model without its extra arguments: deferred or named below, as a TypeError
+            error = raised.__cause__ if isinstance(raised, ForwardArgumentsError) else raised
+            assert isinstance(error, Exception)
             if deferrable and isinstance(error, TypeError):
                 self.input_shape, self._model = input_shape, None
                 return None
@@ -176,13 +225,11 @@ class _InversionBase(InternalAttribution):
             ) from error
 
     def _ensure_input_shape(self, inputs: Tensor | None, extra_args: Any = None) -> TargetModel:
-        r"""The model view, once the input shape is known; ``extra_args`` go with its calls."""
+        r"""The model view, once the input shape is known; ``extra_args`` go with its calls.
+        Example ``inputs`` are checked (:func:`~captum_netinv._utils.check_model_inputs`) and,
+        when they give the input shape, a model that fails on it names ``inputs``."""
         if inputs is not None:
-            if not isinstance(inputs, Tensor) or inputs.dim() != 4:
-                raise ValueError(
-                    "`inputs` must be an example batch (N, C, H, W) of the model's inputs, got "
-                    f"{getattr(inputs, 'shape', type(inputs).__name__)}"
-                )
+            check_model_inputs(inputs)
             shape = check_input_shape(tuple(int(v) for v in inputs.shape[1:]), "inputs")
             if self.input_shape is not None and shape != self.input_shape:
                 raise ValueError(
@@ -190,7 +237,18 @@ class _InversionBase(InternalAttribution):
                     f"{self.input_shape}"
                 )
             if self._model is None:
-                self._set_input_shape(shape, extra_args=extra_args)
+                try:
+                    self._set_input_shape(shape, extra_args=extra_args)
+                except ValueError as error:
+                    failure = error.__cause__
+                    if not isinstance(failure, (RuntimeError, ValueError, TypeError, IndexError)):
+                        raise
+                    hint = "; if it takes more inputs, pass `additional_forward_args`"
+                    raise ValueError(
+                        f"`inputs` have shape {shape} per sample, which the model does not "
+                        f"accept: {excerpt(str(failure), 300)}"
+                        f"{hint if isinstance(failure, TypeError) else ''}"
+                    ) from failure
         if self._model is None and self.input_shape is not None:
             self._set_input_shape(self.input_shape, extra_args=extra_args)
         if self._model is None:
@@ -277,6 +335,7 @@ class _InversionBase(InternalAttribution):
         if check_positive_int(batch_size, "batch_size") < 2:
             raise ValueError(f"`batch_size` must be >= 2 (pairwise terms), got {batch_size}")
         lr = check_positive_number(lr, "lr")
+        warn_if_oversubscribed()
         resumed = self._resumable_checkpoint(checkpoint_path, seed, batch_size, lr)
         seed = resumed.seed if resumed is not None else seed
         if seed is None:
@@ -287,7 +346,7 @@ class _InversionBase(InternalAttribution):
                 seed_streams(seed, rng, group)  # rank 0's are ``seed``'s; see distributed.py
                 self._fresh_generator()
             generator = self._ensure_generator()
-            optimizer = torch.optim.Adam(generator.parameters(), lr=lr)
+            optimizer = generator_optimizer(generator, lr=lr)
             if resumed is not None and checkpoint_path is not None:
                 state = read_checkpoint(checkpoint_path, type(self).__name__)
                 self._restore_fit(state, resumed, optimizer, rng, group)
@@ -395,8 +454,14 @@ class _InversionBase(InternalAttribution):
         return label if self._first_caller is None else f"{label} (first {self._first_caller} call)"
 
     def _generate(
-        self, targets: Tensor, latents: Tensor | None = None, seed: int | None = None
+        self,
+        targets: Tensor,
+        latents: Tensor | None = None,
+        seed: int | None = None,
+        batch_size: int | None = None,
     ) -> Tensor:
+        r"""Samples of ``targets`` (:func:`generate`), ``batch_size`` of them per forward pass
+        of the generator (Captum's ``internal_batch_size``; default: 256)."""
         assert self._model is not None and self.num_classes is not None
         return generate(
             self._ensure_generator(),
@@ -407,6 +472,11 @@ class _InversionBase(InternalAttribution):
             device=self.device,
             latents=latents,
             seed=check_seed(seed),
+            batch_size=(
+                SAMPLE_BATCH_SIZE
+                if batch_size is None
+                else check_positive_int(batch_size, "internal_batch_size")
+            ),
         )
 
     def to_pixel_space(self, inputs: Tensor) -> Tensor:

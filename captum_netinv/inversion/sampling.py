@@ -25,18 +25,96 @@ __all__ = [
     "generate",
     "latent_codes",
     "rng_devices",
+    "sample_count",
+    "samples_per_entry",
     "targets_from",
 ]
 
-#: Number of samples drawn for an int ``target`` when ``n_samples`` is not given.
+#: Number of samples drawn for an int ``target`` when neither ``n_samples`` nor example
+#: ``inputs`` (one sample per row) are given.
 DEFAULT_SAMPLES = 16
 
 
-def targets_from(target: TargetType, n_samples: int | None, num_classes: int) -> Tensor:
+def sample_count(n_samples: object, rows: int | None) -> int:
+    r"""
+    The number of samples of a single target (a class or a unit): ``n_samples``; with example
+    ``inputs`` of ``rows`` rows and ``n_samples`` None, one per row, as a Captum method
+    attributes each input; otherwise :data:`DEFAULT_SAMPLES`.
+
+    Args:
+        n_samples (int or None): The number of samples asked for.
+        rows (int or None): The number of rows of the example ``inputs``, None without them.
+
+    Returns:
+        *int*, the **count** of samples.
+    """
+    count = _fixed_count(n_samples, rows)
+    return DEFAULT_SAMPLES if count is None else count
+
+
+def samples_per_entry(entries: int, n_samples: object, rows: int | None, name: str) -> int:
+    r"""
+    How many samples each entry of a list / 1-D tensor ``name`` of ``entries`` targets gives:
+    one each, or all ``n_samples`` (or one per row of the example ``inputs``) for a single
+    entry, as Captum reads a one-element target as one target for every input.
+
+    Args:
+        entries (int): The number of entries of the list ``name`` (>= 1).
+        n_samples (int or None): The number of samples asked for.
+        rows (int or None): The number of rows of the example ``inputs``, None without them.
+        name (str): The argument's name, for the error messages.
+
+    Returns:
+        *int*, the **repeats** of each entry.
+    """
+    count = _fixed_count(n_samples, rows)
+    if count is None or count == entries:
+        return 1
+    if entries == 1:
+        return count
+    if rows is not None:
+        raise ValueError(
+            f"`{name}` has {entries} entries but `inputs` has {rows} rows: with example "
+            f"`inputs` attribute draws one sample per input row, so give one entry per row "
+            f"(or a single one for all rows)"
+        )
+    raise ValueError(
+        f"`n_samples` ({count}) must be None or equal the number of entries of `{name}` "
+        f"({entries}) when `{name}` is a list or tensor (or `{name}` holds a single entry)"
+    )
+
+
+def _fixed_count(n_samples: object, rows: int | None) -> int | None:
+    """``n_samples`` checked, or ``rows``; None when neither fixes the number of samples."""
+    count = None if n_samples is None else check_positive_int(n_samples, "n_samples")
+    if rows is None:
+        return count
+    if count is not None and count != rows:
+        raise ValueError(
+            f"`n_samples` ({count}) and `inputs` ({rows} rows) disagree: with example `inputs` "
+            "attribute draws one sample per input row; leave `n_samples` None, or give it "
+            "without `inputs`"
+        )
+    return rows
+
+
+def targets_from(
+    target: TargetType, n_samples: int | None, num_classes: int, rows: int | None = None
+) -> Tensor:
     r"""
     The class of each sample to generate from Captum's target forms: an int (numpy's too, or a
-    scalar tensor) repeated ``n_samples`` times (default 16), or a non-empty list / 1-D tensor
-    / array of ints, one sample each.
+    scalar tensor) repeated :func:`sample_count` times, or a non-empty list / 1-D tensor /
+    array of ints, one sample each (a single entry repeated as an int is,
+    :func:`samples_per_entry`).
+
+    Args:
+        target (int, list[int], Tensor or numpy.ndarray): The class or classes.
+        n_samples (int or None): The number of samples asked for.
+        num_classes (int): The model's number of classes.
+        rows (int, optional): The number of rows of the example ``inputs``, if given.
+
+    Returns:
+        *Tensor* of the ``(n,)`` **classes**, long, on the CPU.
     """
     if target is None:
         raise ValueError("`target` is required: the class (or classes) to generate inputs for")
@@ -59,11 +137,17 @@ def targets_from(target: TargetType, n_samples: int | None, num_classes: int) ->
         )
     if isinstance(target, (Tensor, np.ndarray)) and target.ndim == 0:
         target = target.item()
-    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
-        count = check_positive_int(DEFAULT_SAMPLES if n_samples is None else n_samples, "n_samples")
-        targets = torch.full((count,), int(target), dtype=torch.long)
+    if isinstance(target, bool):
+        raise TypeError(
+            f"`target` must be an int class index, a list of ints or a 1-D tensor of ints, got "
+            f"the bool {target}: a bool is not a class index"
+        )
+    if isinstance(target, numbers.Integral):
+        targets = torch.full((sample_count(n_samples, rows),), int(target), dtype=torch.long)
     else:
-        targets = _target_list(target, n_samples)
+        targets = _target_list(target)
+        repeats = samples_per_entry(len(targets), n_samples=n_samples, rows=rows, name="target")
+        targets = targets.repeat(repeats)
     bad = targets[(targets < 0) | (targets >= num_classes)]
     if len(bad):
         raise ValueError(
@@ -73,7 +157,7 @@ def targets_from(target: TargetType, n_samples: int | None, num_classes: int) ->
     return targets
 
 
-def _target_list(target: object, n_samples: int | None) -> Tensor:
+def _target_list(target: object) -> Tensor:
     """The classes of a list / 1-D tensor / array ``target``, checked."""
     if len(target) == 0:  # type: ignore[arg-type]
         raise ValueError("`target` is empty: give at least one class")
@@ -88,11 +172,6 @@ def _target_list(target: object, n_samples: int | None) -> Tensor:
         )
     if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
         raise TypeError(f"`target` must hold ints, got dtype {targets.dtype}")
-    if n_samples is not None and n_samples != len(targets):
-        raise ValueError(
-            f"`n_samples` ({excerpt(n_samples)}) must be None or equal the number of targets "
-            f"({len(targets)}) when `target` is a list or tensor"
-        )
     return targets.long().cpu()
 
 
@@ -129,6 +208,7 @@ def generate(
     device: torch.device,
     latents: Tensor | None = None,
     seed: int | None = None,
+    batch_size: int = SAMPLE_BATCH_SIZE,
 ) -> Tensor:
     r"""
     Samples of the classes ``targets`` from ``generator`` in sampling mode (batch norm on its
@@ -143,6 +223,8 @@ def generate(
         device (torch.device): Where the generator runs.
         latents (Tensor, optional): ``(n, latent_dim)`` codes instead of random ones.
         seed (int, optional): Seed of the codes, conditioning draws and dropout.
+        batch_size (int, optional): Samples per forward pass of the generator (memory); the
+                    same seed gives the same samples at the same ``batch_size``. Default: 256
 
     Returns:
         *Tensor* of shape ``(n, *input_shape)`` on ``device``.
@@ -161,8 +243,8 @@ def generate(
     ):
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=rng)))
         batches = zip(
-            iterate_batches(targets, SAMPLE_BATCH_SIZE),
-            iterate_batches(codes, SAMPLE_BATCH_SIZE),
+            iterate_batches(targets, batch_size),
+            iterate_batches(codes, batch_size),
             strict=True,
         )
         for chunk, z in batches:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
+from captum_netinv._progress import progress_bar
 from captum_netinv._utils import eval_mode, model_device
 from captum_netinv.inversion.augmentation import augmented
 from captum_netinv.inversion.conditioning import ConditioningBatch
@@ -49,6 +50,7 @@ __all__ = [
     "StepCallback",
     "balanced_targets",
     "check_trainable_settings",
+    "generator_optimizer",
     "train_generator",
 ]
 
@@ -70,6 +72,26 @@ class NonFiniteLossError(ValueError):
     def __init__(self, message: str, step: int = 0) -> None:
         super().__init__(message)
         self.step = step
+
+
+def generator_optimizer(generator: nn.Module, *, lr: float) -> torch.optim.Adam:
+    r"""
+    Adam over ``generator``'s parameters, fused (one kernel for all parameters, and no host
+    read of the step counters, which the per-parameter implementation makes every step) where
+    the parameters' device and this torch support it; else torch's default implementation.
+
+    Args:
+        generator (nn.Module): The generator to train.
+        lr (float): The learning rate.
+
+    Returns:
+        *torch.optim.Adam*.
+    """
+    parameters = list(generator.parameters())
+    try:
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel
+        return torch.optim.Adam(parameters, lr=lr)
 
 
 def balanced_targets(
@@ -286,7 +308,7 @@ def train_generator(
         eval_mode(model.forward_func),
         frozen_parameters(model.forward_func, generator),
         wrap_generator(generator, group) as runner,
-        tqdm(total=steps, initial=start, desc=desc, disable=not progress or rank) as bar,
+        progress_bar(total=steps, initial=start, desc=desc, enabled=progress and not rank) as bar,
     ):
         for step in range(start + 1, steps + 1):
             condition, z = _draw(

@@ -5,7 +5,12 @@ formula and rank-statistic building blocks.
 """
 
 from captum_netinv.recognition.distributed import rank_slice
-from captum_netinv.recognition.explanations import BeamEntry, Explanation, Explanations
+from captum_netinv.recognition.explanations import (
+    BeamEntry,
+    Explanation,
+    Explanations,
+    Refinement,
+)
 from captum_netinv.recognition.formula import And, Atom, Formula, Not, Or
 from captum_netinv.recognition.inverse_recognition import InverseRecognition, explain_activations
 from captum_netinv.recognition.ranking import (
@@ -27,6 +32,7 @@ __all__ = [
     "MannWhitneyResult",
     "Not",
     "Or",
+    "Refinement",
     "explain_activations",
     "mann_whitney_p_values",
     "mann_whitney_u",

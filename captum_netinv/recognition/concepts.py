@@ -6,6 +6,7 @@ becomes the samples; each is checked and turned into one ``(N, C)`` boolean matr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
@@ -28,6 +29,7 @@ __all__ = [
     "MIN_SAMPLES",
     "ConceptBatches",
     "ConceptSource",
+    "check_constant_concepts",
     "check_sample_order",
     "concept_batches",
     "concept_labels",
@@ -90,6 +92,52 @@ def concept_labels(
             )
     _check_names(names, "concept_names")
     return labels, names
+
+
+def check_constant_concepts(labels: Tensor, names: Sequence[str]) -> None:
+    r"""
+    Warns (``UserWarning``) naming each concept that every sample has or no sample has: it
+    carries no information, and the search leaves it out of every formula (its literal holds
+    for all samples or none, never admissible, and joined to a formula it gives the formula
+    back, all samples or none). Raises a ``ValueError`` when every concept is constant.
+
+    Args:
+        labels (Tensor): ``(N, C)`` boolean labels of the whole data set.
+        names (sequence of str): The ``C`` concept names.
+
+    Examples::
+
+        >>> labels = torch.tensor([[True, False], [True, True]])
+        >>> check_constant_concepts(labels, ["a", "b"])  # warns: 'a' is in every sample
+    """
+    count = labels.shape[0]
+    present = labels.sum(dim=0).cpu()
+    constant = [
+        f"{excerpt(name)} ({'present in every sample' if total == count else 'in no sample'})"
+        for name, total in zip(names, present.tolist(), strict=True)
+        if total in (0, count)
+    ]
+    if len(constant) == len(names):
+        captum_hint = (
+            "; captum Concepts label each sample with its own concept only, so give at least "
+            "two of them"
+            if len(names) == 1
+            else ""
+        )
+        raise ValueError(
+            f"`concepts`: every concept is constant on these {count} samples "
+            f"({', '.join(constant)}): no formula of them holds for some samples and not for "
+            f"others, so none can separate activations; give concepts that some of the samples "
+            f"have and others lack{captum_hint}"
+        )
+    if constant:
+        warnings.warn(
+            f"`concepts`: {len(constant)} concept(s) are constant on these {count} samples and "
+            f"carry no information: {', '.join(constant)}; the search leaves them out of every "
+            "formula",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _mapping_labels(

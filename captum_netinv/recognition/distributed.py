@@ -28,7 +28,6 @@ from captum.attr._utils.batching import _tuple_splice_range
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
 
 from captum_netinv._activations import (
     InputSource,
@@ -36,6 +35,7 @@ from captum_netinv._activations import (
     batch_length,
     layer_activations,
 )
+from captum_netinv._progress import progress_bar
 from captum_netinv.recognition.explanations import Explanation
 
 __all__ = [
@@ -549,7 +549,7 @@ def _exchange(
     rounds = -(-max(part.shape[0] for part in shares) // step)
     # ranks holding contiguous blocks in rank order receive the columns in data set order
     in_order = torch.equal(torch.cat(positions), torch.arange(count, device=comm))
-    for start in tqdm(range(rounds), desc="INVERT exchange and search", disable=not progress):
+    for start in progress_bar(range(rounds), desc="INVERT exchange and search", enabled=progress):
         parts = [part[start * step : (start + 1) * step] for part in shares]
         own = parts[rank].shape[0]
         # one flat buffer per direction: gloo's all_to_all wants equal shapes, the single

@@ -33,6 +33,7 @@ __all__ = [
     "BeamEntry",
     "Explanation",
     "Explanations",
+    "Refinement",
     "explanations_from_reference",
     "explanations_from_search",
     "formula_from_steps",
@@ -48,6 +49,26 @@ class BeamEntry:
     formula: Formula
     auc: float
     support: int
+
+
+@dataclass(frozen=True)
+class Refinement:
+    r"""
+    The best formula of one literal more that implies a neuron's formula, ``formula &
+    literal`` (:func:`~captum_netinv.recognition.refinement.best_refinement`).
+
+    Attributes:
+        formula (Formula): ``formula & literal``.
+        auc (float): Its AUC (exact, from mid-ranks).
+        support (int): Number of samples where it holds.
+        coverage (float): Share of the neuron's ``top_k`` top-activating samples
+                    (:attr:`Explanation.top_k`) where it holds.
+    """
+
+    formula: Formula
+    auc: float
+    support: int
+    coverage: float
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,19 @@ class Explanation:
                     after level ``l``: the best formula of at most ``l`` literals the search
                     reached (the official ``memorize_states``), for ``l = 1 .. formula_length``;
                     read it as :attr:`best_by_length`.
+        top_k (int): Number of top-activating samples the coverages are measured on: the
+                    :data:`~captum_netinv.recognition.refinement.TOP_K` (100) samples the
+                    neuron activates most in the mode's direction, fewer in a smaller data set
+                    (0: not measured).
+        coverage (float): Share of those ``top_k`` samples where the formula holds.
+        refinement (Refinement or None): The best formula of one literal more that implies
+                    the formula, ``formula & literal``, with its exact AUC, support and
+                    coverage of the ``top_k`` samples; None when no literal refines it.
+        saturated (bool): Whether the AUC is as good as an AUC can be (1, or 0 with
+                    ``mode="negative"``, within
+                    :data:`~captum_netinv.recognition.refinement.SATURATION_TOLERANCE`): then no
+                    longer formula could win the search, and the refinement shows the part of
+                    the formula's samples the neuron may really respond to.
     """
 
     neuron: int
@@ -85,6 +119,10 @@ class Explanation:
     exact_test: bool = False
     beam: tuple[BeamEntry, ...] = ()
     by_length: tuple[BeamEntry, ...] = ()
+    top_k: int = 0
+    coverage: float = math.nan
+    refinement: Refinement | None = None
+    saturated: bool = False
 
     @classmethod
     def empty(cls, neuron: int) -> Explanation:
@@ -232,9 +270,10 @@ class Explanations:
     def to_dataframe(self) -> Any:
         r"""
         A ``pandas.DataFrame`` with one row per neuron: ``neuron``, ``formula`` (text), ``length``,
-        ``auc``, ``p_value``, ``z``, ``support``, ``fraction``, ``exact_test``, then
-        ``formula_1``, ``auc_1``, ``formula_2``, ... the best formula of at most each length
-        (:attr:`Explanation.best_by_length`).
+        ``auc``, ``p_value``, ``z``, ``support``, ``fraction``, ``exact_test``, ``top_k``,
+        ``coverage``, ``refinement`` (text), ``refinement_auc``, ``refinement_support``,
+        ``refinement_coverage``, ``saturated``, then ``formula_1``, ``auc_1``, ``formula_2``,
+        ... the best formula of at most each length (:attr:`Explanation.best_by_length`).
         """
         try:
             import pandas as pd
@@ -257,15 +296,18 @@ class Explanations:
         width = max([len("formula"), *(len(text) for text in texts)])
         lines = [
             header,
-            f"{'neuron':>6}  {'formula':<{width}}  {'AUC':>6}  {'p-value':>9}  support",
+            f"{'neuron':>6}  {'formula':<{width}}  {'AUC':>6}   {'p-value':>9}  "
+            f"{'support':<14}  {'coverage':>8}  refinement",
         ]
         for item, text in zip(self, texts, strict=True):
             support = f"{item.support} ({100 * item.fraction:.1f}%)" if item.formula else "-"
+            marker = "*" if item.saturated else " "
             lines.append(
-                f"{item.neuron:>6}  {text:<{width}}  {item.auc:>6.3f}  {item.p_value:>9.2e}  "
-                f"{support}"
+                f"{item.neuron:>6}  {text:<{width}}  {item.auc:>6.3f}{marker}"
+                f"  {item.p_value:>9.2e}  {support:<14}  {_share(item.coverage):>8}  "
+                f"{_refinement_text(item)}"
             )
-        return "\n".join(lines)
+        return "\n".join(lines + _table_notes(list(self)))
 
     def __repr__(self) -> str:
         return (
@@ -407,6 +449,11 @@ def _table_row(item: Explanation, lengths: int) -> dict[str, Any]:
         if field.name == "formula":
             row["formula"] = None if value is None else str(value)
             row["length"] = 0 if value is None else value.length
+        elif field.name == "refinement":
+            row["refinement"] = None if value is None else str(value.formula)
+            row["refinement_auc"] = math.nan if value is None else value.auc
+            row["refinement_support"] = 0 if value is None else value.support
+            row["refinement_coverage"] = math.nan if value is None else value.coverage
         elif field.name not in ("beam", "by_length"):
             row[field.name] = value
     for length in range(1, lengths + 1):
@@ -416,7 +463,39 @@ def _table_row(item: Explanation, lengths: int) -> dict[str, Any]:
     return row
 
 
-def _to_record(item: Explanation | BeamEntry) -> dict[str, Any]:
+def _share(value: float) -> str:
+    """A share with two decimals, ``-`` when not measured (nan)."""
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def _refinement_text(item: Explanation) -> str:
+    """The refinement column of the table: formula, AUC and coverage, ``-`` without one."""
+    if item.refinement is None:
+        return "-"
+    return (
+        f"{item.refinement.formula} (AUC {item.refinement.auc:.3f}, coverage "
+        f"{_share(item.refinement.coverage)})"
+    )
+
+
+def _table_notes(items: list[Explanation]) -> list[str]:
+    """The lines under the table that say what its coverage, refinement and ``*`` mean."""
+    top_k = max([0, *(item.top_k for item in items)])
+    if not top_k:
+        return []
+    notes = [
+        f"coverage: share of the neuron's top {top_k} samples where the formula holds; "
+        "refinement: the best formula & one more literal"
+    ]
+    if any(item.saturated for item in items):
+        notes.append(
+            "* AUC saturated: no longer formula can score higher, so the label may hide "
+            "detail; see the refinement"
+        )
+    return notes
+
+
+def _to_record(item: Explanation | BeamEntry | Refinement) -> dict[str, Any]:
     """The fields of an explanation or beam entry as JSON values."""
     return {field.name: _json_value(getattr(item, field.name)) for field in fields(item)}
 
@@ -430,6 +509,8 @@ def _json_value(value: Any) -> Any:
         return value if math.isfinite(value) else str(value)
     if isinstance(value, tuple):
         return [_to_record(entry) for entry in value]
+    if isinstance(value, Refinement):
+        return _to_record(value)
     return value
 
 
@@ -456,6 +537,8 @@ def _from_json_value(hint: Any, value: Any, names: Sequence[str]) -> Any:
         return Formula.parse(value, names)
     if hint == tuple[BeamEntry, ...]:
         return tuple(_from_record(BeamEntry, entry, names) for entry in value)
+    if hint == Refinement | None:
+        return _from_record(Refinement, value, names)
     return value
 
 

@@ -12,12 +12,14 @@ import operator
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import numpy as np
 from torch import Tensor
+
+from captum_netinv._utils import excerpt
 
 __all__ = ["And", "Atom", "Formula", "LabelMatrix", "Not", "Or"]
 
@@ -254,7 +256,20 @@ def _operand_text(child: Formula, parent: int, right: bool) -> list[_Piece]:
 
 
 def _name_index(concept_names: Sequence[str]) -> dict[str, int]:
+    """Position of each name; raises naming ``concept_names`` unless it is a sequence of str."""
+    if isinstance(concept_names, (str, bytes)) or not isinstance(concept_names, Iterable):
+        raise TypeError(
+            "`concept_names` must be a sequence of str (the names of the label columns, in "
+            f"order), got {type(concept_names).__name__} {excerpt(concept_names)}"
+        )
     names = list(concept_names)
+    not_text = [name for name in names if not isinstance(name, str)]
+    if not_text:
+        raise TypeError(
+            "`concept_names` must be a sequence of str (the names of the label columns, in "
+            f"order), got {len(not_text)} item(s) that are not str: "
+            f"{excerpt(not_text[:_PREVIEW_NAMES])}"
+        )
     index = {name: position for position, name in enumerate(names)}
     if len(index) != len(names):
         duplicates = sorted(name for name, count in Counter(names).items() if count > 1)

@@ -17,8 +17,14 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_netinv._activations import InputSource, Reduction, layer_activations
-from captum_netinv._utils import check_forward_func, check_layer_in_model
-from captum_netinv.recognition.concepts import ConceptSource, concept_batches, concept_labels
+from captum_netinv._captum_names import refuse_captum_name, resolve_alias
+from captum_netinv._utils import check_forward_func, check_layer_in_model, excerpt
+from captum_netinv.recognition.concepts import (
+    ConceptSource,
+    check_constant_concepts,
+    concept_batches,
+    concept_labels,
+)
 from captum_netinv.recognition.distributed import (
     BatchLayout,
     active_group,
@@ -32,12 +38,22 @@ from captum_netinv.recognition.explanations import (
     explanations_from_search,
 )
 from captum_netinv.recognition.reference import reference_search
+from captum_netinv.recognition.refinement import refined_explanations
 from captum_netinv.recognition.search import SearchSettings, beam_search
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
 
 __all__ = ["InverseRecognition", "explain_activations"]
+
+#: Samples per forward pass of a tensor ``inputs`` when neither ``batch_size`` nor Captum's
+#: ``internal_batch_size`` is given.
+_BATCH_SIZE = 256
+#: Why :func:`explain_activations` refuses Captum's ``internal_batch_size``, and what to use.
+_NO_FORWARD_PASSES = (
+    "explain_activations runs no forward passes (it takes activations already computed); to set "
+    "the batch size of the forward passes, pass `batch_size` to InverseRecognition.attribute"
+)
 
 
 class InverseRecognition(LayerAttribution):
@@ -64,6 +80,19 @@ class InverseRecognition(LayerAttribution):
     neurons, and every rank returns the whole result, equal to one process's, with the labels
     but without the activations (:doc:`/methods/invert`). :func:`explain_activations` takes
     the opposite: each rank's own rows.
+
+    Captum's argument names work as Captum users type them, in ``attribute`` and
+    :func:`explain_activations`: ``neuron_selector`` for ``neurons`` (an int or a list of ints;
+    a tuple or a callable, Captum's position inside a layer's output, raises a ``TypeError``),
+    ``show_progress`` for ``progress`` and ``internal_batch_size`` for ``batch_size``. One
+    setting given under both names with different values raises a ``TypeError``.
+
+    An AUC of 1 cannot grow, so a saturated label may hide detail (``blue`` for a unit of blue
+    triangles): each :class:`~captum_netinv.Explanation` also carries the share of the neuron's
+    top 100 samples its formula covers, its best refinement by one more literal
+    (``blue & triangle``) and whether its AUC is saturated. Constant concepts (every sample has
+    them, or none) are named in a ``UserWarning`` and never used; only constant ones raise a
+    ``ValueError``.
     """
 
     def __init__(
@@ -99,12 +128,15 @@ class InverseRecognition(LayerAttribution):
         neuron_reduction: Reduction = "mean",
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
-        batch_size: int = 256,
-        progress: bool = True,
+        batch_size: int | None = None,
+        progress: bool | None = None,
         concept_names: Sequence[str] | None = None,
         alternative: str | None = SearchSettings.alternative,
         reference_compatible: bool = SearchSettings.reference_compatible,
         process_group: ProcessGroup | None = None,
+        neuron_selector: int | Sequence[int] | None = None,
+        show_progress: bool | None = None,
+        internal_batch_size: int | None = None,
     ) -> Explanations:
         r"""
         Args:
@@ -139,15 +171,14 @@ class InverseRecognition(LayerAttribution):
                         direction, ``"two-sided"``, ``"greater"`` or ``"less"``. Default: None
             reference_compatible (bool, optional): Run the official implementation's search
                         instead (see :doc:`/methods/invert`). Default: False
-            process_group (ProcessGroup, optional): Ranks sharing the work. Call on every
-                        rank with the whole data set, the same on all: the whole tensor or the
-                        whole data set's ``DataLoader`` as ``inputs`` (not a loader of the
-                        rank's own samples; one with a ``DistributedSampler`` is refused; any
-                        other iterable must yield the same batches in the same order on every
-                        rank) and the same ``concepts``. Ranks whose ``concepts`` differ, or
-                        whose shares hold another number of samples than ``concepts`` labels,
-                        raise a ``ValueError`` on every rank. Default: the default group once
-                        ``torch.distributed`` is initialized (one rank: the ordinary path)
+            process_group (ProcessGroup, optional): Ranks sharing the work: call on every
+                        rank with the **whole** data set, the same on all, never a rank's own
+                        samples (:doc:`/methods/invert` lists what is refused). Default: the
+                        default group once ``torch.distributed`` is initialized
+            neuron_selector (int or list of int, optional): Captum's name for ``neurons``; a
+                        tuple or a callable raises a ``TypeError``. Default: None
+            show_progress (bool, optional): Captum's name for ``progress``. Default: None
+            internal_batch_size (int, optional): Captum's name for ``batch_size``. Default: None
 
         Returns:
             :class:`Explanations`: per neuron the best formula with its AUC, p-value, ``z``,
@@ -175,14 +206,14 @@ class InverseRecognition(LayerAttribution):
             inputs=inputs,
             concepts=concepts,
             concept_names=concept_names,
-            neurons=neurons,
+            neurons=_chosen_neurons(neurons, neuron_selector),
             settings=settings,
             process_group=process_group,
             reduction=neuron_reduction,
             additional_forward_args=additional_forward_args,
             attribute_to_layer_input=attribute_to_layer_input,
-            batch_size=batch_size,
-            progress=progress,
+            batch_size=_batch_size(batch_size, internal_batch_size),
+            progress=_progress(progress, show_progress, default=True),
         )
 
     def _explain(
@@ -251,9 +282,12 @@ def explain_activations(
     alternative: str | None = SearchSettings.alternative,
     neurons: int | Sequence[int] | None = None,
     device: torch.device | str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     reference_compatible: bool = SearchSettings.reference_compatible,
     process_group: ProcessGroup | None = None,
+    neuron_selector: int | Sequence[int] | None = None,
+    show_progress: bool | None = None,
+    internal_batch_size: int | None = None,
 ) -> Explanations:
     r"""
     Labels each neuron of a precomputed activation matrix with the formula of concepts whose
@@ -283,22 +317,21 @@ def explain_activations(
                     ``activations`` (the CPU with ``reference_compatible``).
         progress (bool, optional): Show a progress bar. Default: False
         reference_compatible (bool, optional): Reproduce the official implementation's search
-                    exactly (lapalap/invert v1.1: duplicates kept, float32 sigmoid AUC, its tie
-                    order, two-sided p-value) instead of running ours; ``Explanations.settings``
-                    says which ran. :doc:`/methods/invert` lists the differences. Default: False
+                    exactly (lapalap/invert v1.1) instead of running ours;
+                    ``Explanations.settings`` says which ran. :doc:`/methods/invert` lists the
+                    differences. Default: False
         process_group (ProcessGroup, optional): Share the work over the ranks of this group:
                     call on every rank with the activations and labels of **its own samples**
-                    (rank 0's rows, then rank 1's, ... are the data set; at least 2 per rank),
-                    e.g. ``activations[rows]`` and ``concepts[rows]`` with
-                    ``rows = rank_slice(len(activations))``
-                    (:func:`~captum_netinv.recognition.rank_slice`). Not the whole matrix on
-                    every rank, as :meth:`InverseRecognition.attribute` takes its inputs: that
-                    would count every sample once per rank, so ranks that all pass the same
-                    rows (as many, with the same checksum of ``activations`` and labels) raise
-                    a ``ValueError`` on every rank. Every rank returns the whole result, equal
-                    to one process's, with the labels but no activations
-                    (:doc:`/methods/invert`). Default: the default group once
-                    ``torch.distributed`` is initialized (one rank: the ordinary path)
+                    (rank 0's rows, then rank 1's, ...; e.g. ``activations[rows]`` with
+                    ``rows = rank_slice(len(activations))``), never the whole matrix on every
+                    rank; every rank returns the whole result (:doc:`/methods/invert`).
+                    Default: the default group once ``torch.distributed`` is initialized
+        neuron_selector (int or list of int, optional): Captum's name for ``neurons`` (see
+                    :class:`InverseRecognition`). Default: None
+        show_progress (bool, optional): Captum's name for ``progress``. Default: None
+        internal_batch_size (int, optional): Captum's batch size of forward passes, which
+                    this function does not run: any value raises a ``TypeError`` that points
+                    to ``batch_size`` of :meth:`InverseRecognition.attribute`. Default: None
 
     Returns:
         :class:`Explanations`, one per neuron, with its final beam and its best formula of each
@@ -311,6 +344,7 @@ def explain_activations(
         >>> explanations = explain_activations(activations, labels, formula_length=2)
         >>> print(explanations[0].formula, explanations[0].auc)
     """
+    refuse_captum_name("internal_batch_size", internal_batch_size, _NO_FORWARD_PASSES)
     settings = SearchSettings(
         formula_length=formula_length,
         beam_size=beam_size,
@@ -325,10 +359,10 @@ def explain_activations(
         activations,
         labels,
         names,
-        neurons=neurons,
+        neurons=_chosen_neurons(neurons, neuron_selector),
         settings=settings,
         device=device,
-        progress=progress,
+        progress=_progress(progress, show_progress, default=False),
         source="activations",
         group=active_group(process_group),
     )
@@ -355,6 +389,10 @@ def _label_neurons(
     shares out the work (``layout``: see there).
     """
     values = None if activations is None else _checked_activations(activations, source)
+    # without a layout, a rank's labels are its own rows: constant there says nothing yet
+    whole_labels = group is None or layout is not None
+    if whole_labels:
+        check_constant_concepts(labels, names)
     settings = settings.for_concepts(labels.shape[1])
     if group is not None:
         explained, labels = explain_sharded(
@@ -370,6 +408,8 @@ def _label_neurons(
             progress=progress,
             source=source,
         )
+        if not whole_labels:
+            check_constant_concepts(labels, names)
         count, values = labels.shape[0], None  # the activations are spread over the ranks
     else:
         assert values is not None
@@ -422,13 +462,17 @@ def _explain_columns(
     settings: SearchSettings,
     progress: bool,
 ) -> list[Explanation]:
-    """The explanations of the finite ``(N, k)`` columns ``selected`` (layer ``chosen``)."""
+    """The explanations of the finite ``(N, k)`` columns ``selected`` (layer ``chosen``), with
+    their coverage of the top activations and their refinements."""
+    labels = labels.to(selected.device)
     if settings.reference_compatible:
-        return _reference_explanations(
+        found = _reference_explanations(
             selected.cpu(), labels, names=names, neurons=chosen, settings=settings
         )
-    result = beam_search(selected, labels.to(selected.device), settings, progress=progress)
-    return explanations_from_search(result, chosen, names, labels.shape[0], settings)
+    else:
+        result = beam_search(selected, labels, settings, progress=progress)
+        found = explanations_from_search(result, chosen, names, labels.shape[0], settings)
+    return refined_explanations(found, selected, labels, names=names, settings=settings)
 
 
 def _reference_explanations(
@@ -451,6 +495,49 @@ def _reference_explanations(
         alternative=cast(Any, settings.alternative),
     )
     return explanations_from_reference(results, neurons, activations)
+
+
+def _chosen_neurons(
+    neurons: int | Sequence[int] | None, neuron_selector: int | Sequence[int] | None
+) -> int | Sequence[int] | None:
+    r"""``neurons``, or Captum's ``neuron_selector`` in its place when it names whole neurons."""
+    if callable(neuron_selector) or isinstance(neuron_selector, tuple):
+        raise TypeError(
+            f"`neuron_selector` {excerpt(neuron_selector)} cannot name INVERT's neurons: Captum "
+            "reads a tuple as one position inside the layer's output (channel, row, column) and "
+            "a callable as a function of that output, while INVERT labels whole neurons (a "
+            "conv channel's reduced value, a linear unit); pass `neurons` (or "
+            "`neuron_selector`) an int or a list of ints, e.g. neurons=[3, 5]"
+        )
+    return resolve_alias(
+        ours_name="neurons",
+        ours_value=neurons,
+        captum_name="neuron_selector",
+        captum_value=neuron_selector,
+        default=None,
+    )
+
+
+def _batch_size(batch_size: int | None, internal_batch_size: int | None) -> int:
+    r"""``batch_size``, or Captum's ``internal_batch_size`` in its place, else 256."""
+    return resolve_alias(
+        ours_name="batch_size",
+        ours_value=batch_size,
+        captum_name="internal_batch_size",
+        captum_value=internal_batch_size,
+        default=_BATCH_SIZE,
+    )
+
+
+def _progress(progress: bool | None, show_progress: bool | None, default: bool) -> bool:
+    r"""``progress``, or Captum's ``show_progress`` in its place, else ``default``."""
+    return resolve_alias(
+        ours_name="progress",
+        ours_value=progress,
+        captum_name="show_progress",
+        captum_value=show_progress,
+        default=default,
+    )
 
 
 def _neuron_indices(neurons: int | Sequence[int] | Tensor | None, width: int) -> list[int]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from captum_netinv._progress import progress_bar
 from captum_netinv._utils import check_positive_int
 from captum_netinv.recognition.ranking import ALTERNATIVES, auc_from_rank_sums, doubled_row_ranks
 
@@ -237,7 +237,7 @@ def beam_search(
     starts = range(0, width, chunk)
     parts = [
         _search_chunk(activations[:, start : start + chunk], label_forms, settings)
-        for start in tqdm(starts, desc="INVERT beam search", disable=not progress)
+        for start in progress_bar(starts, desc="INVERT beam search", enabled=progress)
     ]
     return _concatenated(parts)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from captum.attr._utils.visualization import _create_default_plot
 from torch import Tensor
 
-from captum_netinv._utils import eval_mode
 from captum_netinv.visualization._common import (
     FigureAxes,
     FigureAxis,
@@ -85,6 +84,7 @@ def visualize_inversion(
     plt_fig_axis: FigureAxes | None = None,
     use_pyplot: bool = True,
     title: str | None = "generated samples per class",
+    additional_forward_args: Any = None,
 ) -> FigureAxes:
     r"""
     Grid of a :class:`~captum_netinv.NetworkInversion`'s samples, one row per class, each
@@ -96,6 +96,8 @@ def visualize_inversion(
         seed (int, optional): Seed of the samples. Default: 0
         class_names (sequence of str, optional): Row labels.
         plt_fig_axis, use_pyplot, title: As in :func:`visualize_image_grid`.
+        additional_forward_args (Any, optional): The model's extra arguments, as in
+                    :meth:`~captum_netinv.NetworkInversion.fit`.
 
     Returns:
         *tuple* of **figure** and **axes**.
@@ -110,9 +112,10 @@ def visualize_inversion(
     if num_classes is None or inversion.input_shape is None:
         raise ValueError("the inversion's input shape is unknown: fit it first")
     targets = torch.arange(num_classes).repeat_interleave(n_per_class)
-    samples = inversion.attribute(target=targets, seed=seed)
-    with torch.no_grad(), eval_mode(inversion.forward_func):
-        probabilities = inversion.forward_func(samples).softmax(dim=1).cpu()
+    samples = inversion.attribute(
+        target=targets, seed=seed, additional_forward_args=additional_forward_args
+    )
+    probabilities = inversion.class_probabilities(samples, additional_forward_args)
     confidences = probabilities[torch.arange(len(targets)), targets]
     pixels = inversion.to_pixel_space(samples).cpu()
     return visualize_class_samples(

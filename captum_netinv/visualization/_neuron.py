@@ -107,6 +107,7 @@ def visualize_neuron(
     use_pyplot: bool = True,
     fig_size: tuple[float, float] = (12.0, 3.6),
     title: str | None = None,
+    additional_forward_args: Any = None,
 ) -> FigureAxes:
     r"""
     What one unit encodes, in one figure of three panels: its activation histogram on the real
@@ -129,6 +130,8 @@ def visualize_neuron(
         use_pyplot (bool, optional): Create and show with pyplot. Default: True
         fig_size (tuple, optional): Figure size. Default: (12, 3.6)
         title (str, optional): Figure title. Default: the layer's unit and its label.
+        additional_forward_args (Any, optional): The model's extra arguments, as in
+                    :meth:`~captum_netinv.NeuronInversion.fit`.
 
     Returns:
         *tuple* of **figure** and **axes** (a ``(3,)`` array of ``Axes``).
@@ -144,10 +147,15 @@ def visualize_neuron(
             f"`inputs` must be real inputs (N, C, H, W), got "
             f"{getattr(inputs, 'shape', type(inputs).__name__)}"
         )
-    generated = inversion.attribute(neuron_selector=int(neuron), n_samples=n_generated, seed=seed)
+    generated = inversion.attribute(
+        neuron_selector=int(neuron),
+        n_samples=n_generated,
+        seed=seed,
+        additional_forward_args=additional_forward_args,
+    )
     position = inversion.neurons.index(int(neuron))
-    real = inversion.unit_activations(inputs)[:, position]
-    own = inversion.unit_activations(generated)[:, position]
+    real = inversion.unit_activations(inputs, additional_forward_args)[:, position]
+    own = inversion.unit_activations(generated, additional_forward_args)[:, position]
     mask, legend = _formula_mask(explanations, int(neuron), len(real))
     fig, axes = _create_default_plot(plt_fig_axis, use_pyplot, fig_size, ncols=3, squeeze=False)
     axes = np.asarray(axes).reshape(-1)

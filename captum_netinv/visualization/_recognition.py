@@ -20,10 +20,18 @@ from captum_netinv.visualization._common import (
 )
 
 if TYPE_CHECKING:
-    from captum_netinv.recognition import Explanations
+    from matplotlib.axes import Axes
+
+    from captum_netinv.recognition import Explanation, Explanations
+
+#: Points between the axis and its title that make room for the line of detail under the title.
+_DETAIL_TITLE_PAD = 16.0
+#: Font size of that line.
+_DETAIL_FONT_SIZE = 7
 
 __all__ = [
     "concept_titles",
+    "detail_line",
     "visualize_activation_distribution",
     "visualize_neuron_explanation",
     "visualize_top_activating",
@@ -94,7 +102,12 @@ def visualize_neuron_explanation(
     r"""
     Activation distribution of an INVERT-labeled neuron where its formula holds against the
     rest, with the AUC; with ``by_length``, one plot per length side by side (as in the INVERT
-    paper), each for the best formula of at most that many literals.
+    paper), each for the best formula of at most that many literals. A line under the title
+    (of the last plot with ``by_length``) gives the share of the neuron's top samples its
+    formula covers and its best refinement by one more literal, and says when the AUC is
+    saturated, e.g. ``AUC saturated; refinement: blue & triangle (covers 0.93 of the top
+    100)`` (:class:`~captum_netinv.Explanation`'s ``coverage``, ``refinement``,
+    ``saturated``); explanations without them (read from an older file) show no such line.
 
     Args:
         explanations (Explanations): Result of ``InverseRecognition.attribute`` or
@@ -126,17 +139,21 @@ def visualize_neuron_explanation(
     values = explanations.neuron_activations(neuron, activations)
     heading = title if title is not None else f"neuron {neuron}"
     if not by_length:
-        return visualize_activation_distribution(
+        fig, axis = _create_default_plot(plt_fig_axis, use_pyplot, fig_size)
+        visualize_activation_distribution(
             values,
             explanations.mask(neuron, concepts),
             auc=explanation.auc,
             label=str(explanation.formula),
             bins=bins,
-            plt_fig_axis=plt_fig_axis,  # type: ignore[arg-type]
-            use_pyplot=use_pyplot,
-            fig_size=fig_size,
+            plt_fig_axis=(fig, axis),
+            use_pyplot=False,
             title=heading,
         )
+        _show_detail(axis, explanation)
+        if use_pyplot:
+            plt.show()
+        return fig, axis
     lengths = explanation.best_by_length
     size = (fig_size[0] * len(lengths), fig_size[1])
     fig, axes = _create_default_plot(
@@ -153,10 +170,62 @@ def visualize_neuron_explanation(
             use_pyplot=False,
             title=f"{heading}: length <= {length}",
         )
+    _show_detail(np.asarray(axes).flat[-1], explanation)
     fig.tight_layout()
     if use_pyplot:
         plt.show()
     return fig, axes
+
+
+def detail_line(explanation: Explanation) -> str | None:
+    r"""
+    The line of detail :func:`visualize_neuron_explanation` writes under its title: the share
+    of the top samples the formula covers (or that its AUC is saturated) and its best
+    refinement with the share it covers; None when they were not measured.
+
+    Args:
+        explanation (Explanation): One neuron's explanation.
+
+    Returns:
+        *str* or None.
+
+    Examples::
+
+        >>> detail_line(explanations[3])
+        'AUC saturated; refinement: blue & triangle (covers 0.93 of the top 100)'
+    """
+    if explanation.formula is None or explanation.top_k == 0:
+        return None
+    top = f"of the top {explanation.top_k}"
+    if explanation.saturated:
+        lead = "AUC saturated"
+    else:
+        lead = f"covers {explanation.coverage:.2f} {top}"
+    refinement = explanation.refinement
+    if refinement is None:
+        return f"{lead}; no literal refines the formula"
+    if explanation.saturated:
+        shown = f"covers {refinement.coverage:.2f} {top}"
+    else:
+        shown = f"AUC {refinement.auc:.3f}, covers {refinement.coverage:.2f}"
+    return f"{lead}; refinement: {refinement.formula} ({shown})"
+
+
+def _show_detail(axis: Axes, explanation: Explanation) -> None:
+    """Writes :func:`detail_line` between ``axis`` and its title (moved up to make room)."""
+    text = detail_line(explanation)
+    if text is None:
+        return
+    axis.set_title(axis.get_title(), pad=_DETAIL_TITLE_PAD)
+    axis.text(
+        0.5,
+        1.01,
+        text,
+        transform=axis.transAxes,
+        ha="center",
+        va="bottom",
+        fontsize=_DETAIL_FONT_SIZE,
+    )
 
 
 def visualize_top_activating(

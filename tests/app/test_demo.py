@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,60 +46,28 @@ def test_demo_reports_label_accuracy_and_the_shortcut(report_index: Path) -> Non
     assert "Finding a shortcut" in page and 'id="label-accuracy"' in page
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
 @pytest.mark.browser
-def test_report_page_in_headless_chromium(report_index: Path, tmp_path: Path) -> None:
-    found = _chromium()
-    if found is None:
-        pytest.skip("headless Chromium is absent: apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    browser, driver_path = found
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,2000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        driver.get(report_index.resolve().as_uri())
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])"
-        )
-        assert len(images) > sum(LAYER_WIDTHS.values()) // 2
-        broken = [src for src, complete, width in images if not (complete and width > 0)]
-        assert broken == []
-        for layer, width in LAYER_WIDTHS.items():
-            rows = driver.find_elements("css selector", f"#labels-{layer} tbody tr")
-            assert len(rows) == width
-        # clicking the AUC header sorts the conv2 table by AUC, descending on the second click
-        header = driver.find_element("css selector", "#labels-conv2 th:nth-child(3)")
-        header.click()
-        header.click()
-        aucs = [
-            float(cell.get_attribute("data-value"))
-            for cell in driver.find_elements("css selector", "#labels-conv2 tbody td:nth-child(3)")
-        ]
-        assert aucs == sorted(aucs, reverse=True)
-        assert driver.save_screenshot(str(tmp_path / "report.png"))
-    finally:
-        driver.quit()
+def test_report_page_in_headless_chromium(report_index: Path, browser: Any, tmp_path: Path) -> None:
+    browser.get(report_index.resolve().as_uri())
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth])"
+    )
+    assert len(images) > sum(LAYER_WIDTHS.values()) // 2
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    assert broken == []
+    for layer, width in LAYER_WIDTHS.items():
+        rows = browser.find_elements("css selector", f"#labels-{layer} tbody tr")
+        assert len(rows) == width
+    # clicking the AUC header sorts the conv2 table by AUC, descending on the second click
+    header = browser.find_element("css selector", "#labels-conv2 th:nth-child(3)")
+    header.click()
+    header.click()
+    aucs = [
+        float(cell.get_attribute("data-value"))
+        for cell in browser.find_elements("css selector", "#labels-conv2 tbody td:nth-child(3)")
+    ]
+    assert aucs == sorted(aucs, reverse=True)
+    assert browser.save_screenshot(str(tmp_path / "report.png"))
 
 
 def test_demo_checks_the_labels_of_fc2_units_on_a_page_of_their_own(report_index: Path) -> None:

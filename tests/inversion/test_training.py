@@ -213,7 +213,7 @@ def test_additional_forward_args_reach_the_model() -> None:
     assert len(history["loss"]) == 3 and all(args is scale for args in seen)
     result = inversion.evaluate(n_per_class=2, additional_forward_args=(scale,))
     assert 0.0 <= result.hit_rate <= 1.0
-    with pytest.raises(TypeError, match="scale"):
+    with pytest.raises(ValueError, match="scale.*pass them as `additional_forward_args`"):
         inversion.evaluate(n_per_class=2)
     fresh = NetworkInversion(model, input_shape=(1, 8, 8), layer=model.body[5])
     with pytest.raises(ValueError, match="the model fails .*pass `additional_forward_args`"):

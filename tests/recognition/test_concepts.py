@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -16,9 +17,10 @@ from torch.utils.data import (
     WeightedRandomSampler,
 )
 
-from captum_netinv.recognition import explain_activations
+from captum_netinv.recognition import InverseRecognition, explain_activations
 from captum_netinv.recognition.concepts import (
     ConceptBatches,
+    check_constant_concepts,
     check_sample_order,
     concept_batches,
     concept_labels,
@@ -118,3 +120,57 @@ def test_random_order_loaders_are_refused_and_sequential_ones_pass() -> None:
             check_sample_order(loader)
     check_sample_order(DataLoader(data, batch_size=4))
     check_sample_order([torch.zeros(2, 2)])
+
+
+def test_constant_concepts_are_named_in_a_warning_and_never_used(
+    synthetic: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+) -> None:
+    activations, labels = synthetic(samples=200, neurons=3)
+    labels = torch.cat([labels, torch.ones(200, 1, dtype=torch.bool), torch.zeros(200, 1)], 1)
+    names = [*NAMES, "everywhere", "nowhere"]
+    with pytest.warns(UserWarning) as caught:
+        found = explain_activations(activations, labels.int(), concept_names=names)
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1
+    assert messages[0].startswith("`concepts`: 2 concept(s) are constant on these 200 samples")
+    assert "'everywhere' (present in every sample)" in messages[0]
+    assert "'nowhere' (in no sample)" in messages[0]
+    assert (
+        "carry no information" in messages[0] and "leaves them out of every formula" in messages[0]
+    )
+    used = {name for item in found for entry in item.beam for name in entry.formula.concepts}
+    assert used and not used & {"everywhere", "nowhere"}
+    # the same samples without the constant columns give the same labels
+    plain = explain_activations(activations, labels[:, :5], concept_names=NAMES)
+    assert [item.formula for item in found] == [item.formula for item in plain]
+
+
+def test_a_constant_mask_in_a_mapping_warns_too() -> None:
+    labels = {"some": torch.arange(10) < 4, "all": torch.ones(10, dtype=torch.bool)}
+    with pytest.warns(UserWarning, match="`concepts`: 1 concept\\(s\\) .* 'all'"):
+        explain_activations(torch.arange(10.0), labels)
+
+
+def test_only_constant_concepts_raise_naming_concepts() -> None:
+    labels = torch.tensor([[True, False]] * 6)
+    with pytest.raises(ValueError, match="`concepts`: every concept is constant on these 6"):
+        explain_activations(torch.randn(6, 2), labels)
+    with pytest.raises(ValueError, match="'a' \\(present in every sample\\), 'b' \\(in no"):
+        check_constant_concepts(labels, ["a", "b"])
+
+
+def test_a_single_captum_concept_is_constant_and_raises_naming_concepts() -> None:
+    model = torch.nn.Linear(3, 2)
+    invert = InverseRecognition(model, model)
+    with pytest.raises(ValueError) as error:
+        invert.attribute(None, [_concept(0, "striped", 8)], progress=False)
+    message = str(error.value)
+    assert "`concepts`: every concept is constant on these 8 samples" in message
+    assert "'striped' (present in every sample)" in message and "at least two" in message
+    # two concepts: each sample has one of them, none is constant, nothing is said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        found = invert.attribute(
+            None, [_concept(0, "striped", 8), _concept(1, "dotted", 6)], progress=False
+        )
+    assert found.n_samples == 14

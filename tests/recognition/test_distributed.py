@@ -12,6 +12,7 @@ import pickle
 import resource
 import subprocess
 import sys
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,15 @@ def _two_input_run(model: nn.Module, inputs: Tensor, input_labels: Tensor) -> Ex
     return InverseRecognition(scaled, scaled.model[1]).attribute(loader, input_labels, **QUIET)
 
 
+def _constant_labels(labels: Tensor) -> Tensor:
+    """``labels`` with concept 0 constant on each rank's rows (rank 0's set, rank 1's not) but
+    not on the data set, and concept 1 set on every sample."""
+    changed = labels.clone()
+    changed[:, 0] = torch.arange(SAMPLES) < FIRST_SHARD
+    changed[:, 1] = True
+    return changed
+
+
 def _checks(rank: int) -> dict[str, Any]:
     """What a rank finds on each workload (the group is initialized)."""
     import torch.distributed as dist
@@ -173,6 +183,10 @@ def _checks(rank: int) -> dict[str, Any]:
         results["loader_rounds"] = invert.attribute(loader, input_labels, **QUIET)
     finally:
         distributed._EXCHANGE_BYTES, distributed._MIN_ROUND_NEURONS = sizes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explain_activations(activations[rows], _constant_labels(labels)[rows], **SEARCH)
+    results["constant"] = [str(item.message) for item in caught if item.category is UserWarning]
     broken = activations.clone()
     broken[250, 2] = float("nan")  # on rank 1 only
     try:
@@ -340,6 +354,18 @@ def test_batches_of_two_model_inputs_equal_one_process(ranks) -> None:
     assert expected.to_json() != unscaled.to_json()  # the second input reaches the model
     for found in ranks:
         _assert_same(found["two_inputs"], expected)
+
+
+def test_constant_concepts_are_judged_on_the_whole_data_set(ranks) -> None:
+    activations, labels, *_ = _data()
+    with pytest.warns(UserWarning) as caught:
+        explain_activations(activations, _constant_labels(labels), **SEARCH)
+    expected = [str(item.message) for item in caught]
+    # c1 is constant everywhere; c0 only on each rank's own rows, which says nothing
+    assert len(expected) == 1 and "'c1' (present in every sample)" in expected[0]
+    assert "'c0'" not in expected[0] and "on these 301 samples" in expected[0]
+    for found in ranks:
+        assert found["constant"] == expected
 
 
 def test_nan_on_one_rank_raises_on_every_rank(ranks) -> None:

@@ -78,7 +78,15 @@ def test_dataframe_has_a_row_per_neuron(explanations: Explanations) -> None:
 def test_str_is_a_readable_table(explanations: Explanations) -> None:
     lines = str(explanations).splitlines()
     assert lines[0].startswith("INVERT explanations of 4 neurons on 400 samples, 4 concepts")
-    assert lines[1].split() == ["neuron", "formula", "AUC", "p-value", "support"]
+    assert lines[1].split() == [
+        "neuron",
+        "formula",
+        "AUC",
+        "p-value",
+        "support",
+        "coverage",
+        "refinement",
+    ]
     first = explanations[0]
     assert lines[2].split()[0] == "0" and f"{first.auc:.3f}" in lines[2]
     assert "(no admissible formula)" in lines[5]

@@ -141,6 +141,27 @@ def test_parse_rejects_duplicate_names_and_non_text() -> None:
         Formula.parse(3, NAMES)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("concept_names", "received"),
+    [
+        (None, "NoneType None"),
+        ([0, 1], "2 item(s) that are not str: [0, 1]"),
+        (["a", 2], "1 item(s) that are not str: [2]"),
+        ("ab", "str 'ab'"),
+        (5, "int 5"),
+    ],
+)
+def test_parse_names_concept_names_unless_it_is_a_sequence_of_str(
+    concept_names: object, received: str
+) -> None:
+    with pytest.raises(TypeError) as error:
+        Formula.parse("a", concept_names)  # type: ignore[arg-type]
+    expected = "`concept_names` must be a sequence of str (the names of the label columns"
+    assert str(error.value).startswith(expected) and str(error.value).endswith(received)
+    # any sequence of str works: a tuple, a numpy array of names
+    assert Formula.parse("a & ~b", ("a", "b")) == Formula.parse("a & ~b", np.array(["a", "b"]))
+
+
 def test_evaluate_checks_the_label_matrix() -> None:
     with pytest.raises(ValueError, match="`labels`"):
         d.evaluate(np.zeros((5, 2), dtype=bool))

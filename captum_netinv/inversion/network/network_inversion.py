@@ -19,8 +19,8 @@ from captum.concept import Concept
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_netinv._utils import check_int, check_positive_int
-from captum_netinv.inversion.base import _InversionBase
+from captum_netinv._utils import check_int, check_model_inputs, check_positive_int, timed_warning
+from captum_netinv.inversion.base import _InversionBase, fit_progress
 from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group
@@ -171,7 +171,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         steps: int = DEFAULT_STEPS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         lr: float = DEFAULT_LR,
-        progress: bool = True,
+        progress: bool | None = None,
         checkpoint_path: str | None = None,
         checkpoint_every: int = 100,
         seed: int | None = None,
@@ -179,6 +179,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         additional_forward_args: Any = None,
         process_group: Any = None,
         autocast: str | None = None,
+        show_progress: bool | None = None,
+        internal_batch_size: int | None = None,
     ) -> History:
         r"""
         Trains the generator through the frozen model with Adam
@@ -194,7 +196,9 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         ``steps`` alone (to train further, fit with ``checkpoint_path`` and a larger ``steps``).
 
         Args:
-            inputs (Tensor, optional): Example batch, only read for the input shape.
+            inputs (Tensor, optional): Example batch ``(N, C, H, W)`` of floating-point
+                        model-space inputs (uint8 images: ``images.float() / 255``), only
+                        read for the input shape.
             steps (int, optional): Total optimisation steps. Default: 2700
             batch_size (int, optional): Generated samples per step (classes balanced), >= 2.
                         Default: 64
@@ -219,6 +223,11 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             autocast (str, optional): ``"bfloat16"`` or ``"float16"`` (with a gradient scaler):
                         forward passes in half precision, loss terms in float32; faster on
                         GPUs and CPUs with bfloat16 units (AMX), slower on others. Default: None
+            show_progress (bool, optional): Captum's name for ``progress`` (Captum's methods
+                        default to False, our fits to True). Default: None
+            internal_batch_size (int, optional): Refused with a ``TypeError`` naming
+                        ``batch_size``: a fit sends each step's samples through the model in
+                        one forward pass. Default: None
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step for each loss term,
@@ -234,6 +243,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             >>> history["hit_rate"][-1]
             1.0
         """
+        progress = fit_progress(progress, show_progress, internal_batch_size)
         group = fit_group(process_group, batch_size, autocast)
         self._ensure_input_shape(inputs, additional_forward_args)
         return self._run_fit(
@@ -251,13 +261,19 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         )
 
     def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
-        warnings.warn(
-            f"NetworkInversion is not fitted yet: {caller}() fits the generator with the "
-            f"default budget ({DEFAULT_STEPS} steps of {DEFAULT_BATCH_SIZE} samples) "
-            "first; call fit() to choose the budget and seed",
-            stacklevel=4,
+        def message(estimate: str) -> str:
+            return (
+                f"NetworkInversion is not fitted yet: {caller}() fits the generator with the "
+                f"default budget first ({DEFAULT_STEPS} steps of {DEFAULT_BATCH_SIZE} samples, "
+                f"{estimate} as its first steps ran); call fit() to choose the budget and seed"
+            )
+
+        # the warning comes once the first steps are timed; the fit goes on unchanged
+        self.fit(
+            steps=DEFAULT_STEPS,
+            additional_forward_args=extra_args,
+            callback=timed_warning(message, DEFAULT_STEPS),
         )
-        self.fit(steps=DEFAULT_STEPS, additional_forward_args=extra_args)
 
     @log_usage()
     def attribute(
@@ -268,6 +284,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         latents: Tensor | None = None,
         seed: int | None = None,
         additional_forward_args: Any = None,
+        internal_batch_size: int | None = None,
     ) -> Tensor:
         r"""
         Generates inputs that the model assigns to ``target``.
@@ -277,18 +294,30 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         labelled "NetworkInversion fit (first attribute call)" make the fit visible. Call
         :meth:`fit` first to choose its budget and seed (:doc:`/guarantees`).
 
+        As a Captum method attributes each input, example ``inputs`` give one sample per row:
+        ``attribute(inputs, target=3)`` returns ``len(inputs)`` samples of class 3, and a list
+        ``target`` then holds one class per row. The inputs' values are not read, only their
+        number and shape.
+
         Args:
-            inputs (Tensor, optional): Example batch ``(N, C, H, W)``; only its shape is read,
-                        when ``input_shape`` was not given.
+            inputs (Tensor, optional): Example batch ``(N, C, H, W)`` of floating-point
+                        model-space inputs: gives the input shape (when ``input_shape`` was
+                        not given) and the number of samples, one per row.
             target (int, list[int] or Tensor): The class of the samples: an int (or scalar
-                        tensor) for ``n_samples`` samples of one class, or a list / 1-D tensor
-                        with the class of each sample.
-            n_samples (int, optional): Number of samples for an int ``target``. Default: 16
+                        tensor, or a one-element list / tensor / array) for ``n_samples``
+                        samples of one class, or a list / 1-D tensor with the class of each
+                        sample (a bool is refused: it is no class index).
+            n_samples (int, optional): Number of samples for a single class; with ``inputs``
+                        it must be None or ``len(inputs)``. Default: ``len(inputs)`` with
+                        ``inputs``, else 16
             latents (Tensor, optional): ``(n, latent_dim)`` latent codes to decode instead of
                         random ones.
             seed (int, optional): Seed of the latent codes, conditioning draws and dropout.
             additional_forward_args (Any, optional): As in :meth:`fit`; only used by the
                         first-call fit (sampling does not run the model).
+            internal_batch_size (int, optional): Captum's name: samples generated per forward
+                        pass of the generator (memory); the same ``seed`` gives the same samples
+                        at the same ``internal_batch_size``. Default: 256
 
         Returns:
             *Tensor* of **samples**, shape ``(n, *input_shape)``, in the model's input space
@@ -302,9 +331,14 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         """
         self._ensure_input_shape(inputs, additional_forward_args)
         assert self.num_classes is not None
-        targets = targets_from(target, n_samples, self.num_classes)
+        targets = targets_from(
+            target,
+            n_samples,
+            num_classes=self.num_classes,
+            rows=None if inputs is None else len(inputs),
+        )
         self._ensure_fitted(additional_forward_args)
-        return self._generate(targets, latents, seed)
+        return self._generate(targets, latents, seed, batch_size=internal_batch_size)
 
     def evaluate(
         self,
@@ -312,10 +346,14 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         verifier: Callable | None = None,
         seed: int | None = 0,
         additional_forward_args: Any = None,
+        verifier_forward_args: Any = None,
+        inputs: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> InversionEvaluation:
         r"""
         Measures the inversion on ``n_per_class`` fresh samples of every class
-        (:func:`~captum_netinv.inversion.network.evaluation.evaluate_samples`).
+        (:func:`~captum_netinv.inversion.network.evaluation.evaluate_samples`). With real
+        ``inputs`` the samples' diversity is set beside the same measure on real data.
 
         Args:
             n_per_class (int, optional): Samples per class, >= 2. Default: 100
@@ -324,27 +362,84 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         than adversarial noise specific to the model.
             seed (int, optional): Seed of the samples. Default: 0
             additional_forward_args (Any, optional): As in :meth:`fit` (not given to
-                        ``verifier``).
+                        ``verifier``); a model that needs them raises a ``ValueError`` naming
+                        them when they are missing.
+            verifier_forward_args (Any, optional): The verifier's own extra arguments after
+                        the inputs, passed unchanged with every batch.
+            inputs (Tensor, optional): Real model-space inputs ``(N, *input_shape)``: the
+                        within-class diversity of their features, per class and overall, and
+                        the samples' ratio to it (``real_diversity``, ``diversity_ratio``).
+                        Default: None (those fields None: no real-data reference)
+            labels (Tensor, optional): ``(N,)`` classes of ``inputs``. Default: the model's
+                        predicted classes.
 
         Returns:
             :class:`InversionEvaluation`.
 
         Examples::
 
-            >>> result = inversion.evaluate(n_per_class=50, verifier=mlp)
-            >>> result.hit_rate, result.verifier_hit_rate
-            (1.0, 0.93)
+            >>> result = inversion.evaluate(n_per_class=50, verifier=mlp, inputs=test_images)
+            >>> result.hit_rate, result.verifier_hit_rate, result.diversity_ratio
+            (1.0, 0.93, 0.41)
         """
         if check_positive_int(n_per_class, "n_per_class") < 2:
             raise ValueError(
                 f"`n_per_class` must be >= 2 (diversity is pairwise), got {n_per_class}"
             )
+        self._check_references(verifier, verifier_forward_args, inputs, labels)
         model = self._ensure_fitted(additional_forward_args, caller="evaluate")
         assert self.num_classes is not None
         targets = torch.arange(self.num_classes).repeat_interleave(n_per_class)
         samples = self._generate(targets, seed=seed)
-        result = evaluate_samples(model, samples, targets, self.num_classes, verifier)
+        result = evaluate_samples(
+            model,
+            samples,
+            targets=targets,
+            num_classes=self.num_classes,
+            verifier=verifier,
+            verifier_forward_args=verifier_forward_args,
+            inputs=inputs,
+            labels=labels,
+        )
         return dataclasses.replace(result, preset=self.settings.preset)
+
+    def _check_references(
+        self,
+        verifier: Callable | None,
+        verifier_forward_args: Any,
+        inputs: Tensor | None,
+        labels: Tensor | None,
+    ) -> None:
+        r"""Checks :meth:`evaluate`'s verifier and real-data arguments before any fit."""
+        if verifier_forward_args is not None and verifier is None:
+            raise ValueError(
+                "`verifier_forward_args` were given without a `verifier`: they are the "
+                "verifier's own extra arguments"
+            )
+        if labels is not None and inputs is None:
+            raise ValueError("`labels` were given without `inputs`: they are the inputs' classes")
+        if inputs is not None:
+            check_model_inputs(inputs)
+            shape = tuple(int(v) for v in inputs.shape[1:])
+            if self.input_shape is not None and shape != self.input_shape:
+                raise ValueError(
+                    f"`inputs` have shape {shape} per sample but `input_shape` is "
+                    f"{self.input_shape}"
+                )
+
+    def class_probabilities(self, inputs: Tensor, additional_forward_args: Any = None) -> Tensor:
+        r"""
+        The model's class probabilities of model-space ``inputs``, as the inversion reads its
+        output (the softmax of logits; probabilities of a Softmax model as they are).
+
+        Args:
+            inputs (Tensor): ``(N, *input_shape)`` model-space inputs.
+            additional_forward_args (Any, optional): As in :meth:`fit`.
+
+        Returns:
+            *Tensor* ``(N, num_classes)`` on the CPU.
+        """
+        return self._ensure_input_shape(None, additional_forward_args).probabilities(inputs)
 
     def save(self, path: str) -> None:
         r"""
@@ -456,8 +551,9 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         steps: int = DEFAULT_STEPS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         seed: int | None = None,
-        progress: bool = True,
+        progress: bool | None = None,
         additional_forward_args: Any = None,
+        show_progress: bool | None = None,
     ) -> Tensor:
         r"""
         Inputs the model accepts as ``target`` with probability >= ``confidence`` that
@@ -482,6 +578,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             progress (bool, optional): Show the companion fit's progress. Default: True
             additional_forward_args (Any, optional): As in :meth:`fit` (not given to
                         ``verifier``).
+            show_progress (bool, optional): Captum's name for ``progress``. Default: None
 
         Returns:
             *Tensor* of shape ``(m, *input_shape)``, ``m <= n_samples``, in model space.
@@ -502,7 +599,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             steps=steps,
             batch_size=batch_size,
             seed=seed,
-            progress=progress,
+            progress=fit_progress(progress, show_progress, internal_batch_size=None),
             additional_forward_args=additional_forward_args,
         )
         return search_counterfeits(
@@ -545,15 +642,18 @@ class NetworkInversion(_InversionBase, LayerAttribution):
 
     def _with_settings(self, settings: InversionSettings) -> NetworkInversion:
         r"""An unfitted inversion of the same model and layer with other ``settings``."""
-        return NetworkInversion._from_settings(
-            self.forward_func,
-            settings,
-            layer=self.layer,
-            input_shape=self.input_shape,
-            num_classes=self.num_classes,
-            attribute_to_layer_input=self.attribute_to_layer_input,
-            device_ids=self.device_ids,
-        )
+        with warnings.catch_warnings():
+            # what this inversion's construction said of the model's output holds here too
+            warnings.filterwarnings("ignore", message="NetworkInversion: the model returns")
+            return NetworkInversion._from_settings(
+                self.forward_func,
+                settings,
+                layer=self.layer,
+                input_shape=self.input_shape,
+                num_classes=self.num_classes,
+                attribute_to_layer_input=self.attribute_to_layer_input,
+                device_ids=self.device_ids,
+            )
 
     def visualize(
         self,
@@ -563,10 +663,21 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         plt_fig_axis: FigureAxes | None = None,
         use_pyplot: bool = True,
         title: str | None = "generated samples per class",
+        additional_forward_args: Any = None,
     ) -> FigureAxes:
         r"""
         Grid of generated samples, one row per class, each titled with the model's confidence
         in its class: :func:`~captum_netinv.visualization.visualize_inversion`.
+
+        Args:
+            n_per_class (int, optional): Samples per class. Default: 8
+            seed (int, optional): Seed of the samples. Default: 0
+            class_names (sequence of str, optional): Row labels.
+            plt_fig_axis (tuple, optional): ``(figure, axes)`` to draw into.
+            use_pyplot (bool, optional): Create and show with pyplot. Default: True
+            title (str, optional): Figure title. Default: "generated samples per class"
+            additional_forward_args (Any, optional): As in :meth:`fit`: for the confidences
+                        (and a first-call fit).
 
         Returns:
             *tuple* of **figure** and **axes**.
@@ -581,6 +692,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             plt_fig_axis=plt_fig_axis,
             use_pyplot=use_pyplot,
             title=title,
+            additional_forward_args=additional_forward_args,
         )
 
     def visualize_history(

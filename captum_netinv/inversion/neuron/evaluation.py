@@ -23,7 +23,8 @@ __all__ = ["NeuronEvaluation", "evaluate_neurons", "top_activating"]
 @dataclass
 class NeuronEvaluation:
     r"""
-    Quality of a neuron inversion per fitted unit, measured on fresh samples.
+    Quality of a neuron inversion per fitted unit, measured on fresh samples; ``str()`` sums
+    it up (and says when there is no real-data reference).
 
     Attributes:
         neurons (list[int]): The fitted units, in the order of every per-unit tensor.
@@ -52,6 +53,20 @@ class NeuronEvaluation:
     top_diversity: Tensor | None = None
     diversity_ratio: Tensor | None = None
     reference: str = "fit reference"
+
+    def __str__(self) -> str:
+        diversity = f"diversity {float(self.diversity.nanmean()):.3f}"
+        if self.top_diversity is None or self.diversity_ratio is None:
+            reference = "no real-data reference (pass inputs=...)"
+        else:
+            reference = (
+                f"top real inputs {float(self.top_diversity.nanmean()):.3f}, ratio "
+                f"{float(self.diversity_ratio.nanmean()):.2f}"
+            )
+        return (
+            f"{self.share_reached:.2f} of {len(self.neurons)} units reached their 99th "
+            f"percentile ({self.reference}), {diversity} ({reference})"
+        )
 
 
 def top_activating(activations: Tensor, k: int) -> Tensor:

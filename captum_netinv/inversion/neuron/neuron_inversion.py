@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -22,14 +21,16 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_netinv._activations import reduce_activations
+from captum_netinv._captum_names import refuse_captum_name
 from captum_netinv._utils import (
     check_positive_int,
     check_positive_number,
     eval_mode,
     excerpt,
     model_device,
+    timed_warning,
 )
-from captum_netinv.inversion.base import _InversionBase
+from captum_netinv.inversion.base import _InversionBase, fit_progress
 from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group, identical_on_ranks
@@ -285,7 +286,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         steps: int = NEURON_STEPS,
         batch_size: int | None = None,
         lr: float = DEFAULT_LR,
-        progress: bool = True,
+        progress: bool | None = None,
         checkpoint_path: str | None = None,
         checkpoint_every: int = 100,
         seed: int | None = None,
@@ -293,6 +294,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         additional_forward_args: Any = None,
         process_group: Any = None,
         autocast: str | None = None,
+        show_progress: bool | None = None,
+        internal_batch_size: int | None = None,
     ) -> History:
         r"""
         Measures each unit's 99th percentile and standard deviation on ``inputs`` (real
@@ -303,16 +306,30 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         only with the same reference statistics (the same ``inputs``).
 
         Args:
-            inputs (Tensor, optional): ``(N, C, H, W)`` real inputs in model space, ``N >= 2``:
-                        the units' reference scale (and the input shape).
+            inputs (Tensor, optional): ``(N, C, H, W)`` real inputs in model space, ``N >= 2``,
+                        floating-point (uint8 images: ``images.float() / 255``): the units'
+                        reference scale (and the input shape).
             steps (int, optional): Total optimisation steps. Default: 600
             batch_size (int, optional): Generated samples per step, at least the number of
                         units. Default: :meth:`default_batch_size`
-            lr (float, optional): Adam learning rate, as in NetworkInversion.fit; so are
-                        ``progress``, ``checkpoint_path``, ``checkpoint_every``, ``seed``,
-                        ``callback``, ``additional_forward_args``, ``process_group`` and
-                        ``autocast``. On several ranks every rank must pass the same
-                        ``inputs`` (the statistics are compared; a ``ValueError`` otherwise).
+            lr (float, optional): Adam learning rate. Default: 2e-3
+            progress (bool, optional): Show a progress bar. Default: True
+            checkpoint_path (str, optional): File to write checkpoints to / resume from.
+            checkpoint_every (int, optional): Steps between checkpoints. Default: 100
+            seed (int, optional): Seed of the fit; a random one when None.
+            callback (Callable, optional): Called as ``callback(step, values)`` after each
+                        step, as in NetworkInversion.fit.
+            additional_forward_args (Any, optional): Extra arguments of ``forward_func``
+                        after the inputs, the same for every batch.
+            process_group (ProcessGroup, optional): Train on every rank of this group, as
+                        NetworkInversion.fit does; every rank must pass the same ``inputs``
+                        (the statistics are compared; a ``ValueError`` otherwise).
+            autocast (str, optional): ``"bfloat16"`` or ``"float16"`` forward passes.
+            show_progress (bool, optional): Captum's name for ``progress`` (Captum's methods
+                        default to False, our fits to True). Default: None
+            internal_batch_size (int, optional): Refused with a ``TypeError`` naming
+                        ``batch_size``: a fit sends each step's samples through the model in
+                        one forward pass. Default: None
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step of each loss term,
@@ -324,6 +341,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             >>> history = inversion.fit(real_images, steps=600, seed=0, progress=False)
         """
         check_positive_number(lr, "lr")  # before the statistics below change the object
+        progress = fit_progress(progress, show_progress, internal_batch_size)
         model = self._ensure_input_shape(inputs, additional_forward_args)
         assert isinstance(model, NeuronTarget)
         count = len(model.neurons)
@@ -334,21 +352,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                 f"`batch_size` must be >= twice the number of units ({2 * count}): each step "
                 f"generates every unit at least twice (pairs of a unit); got {batch_size}"
             )
-        assert self.input_shape is not None
-        reference = (
-            inputs
-            if inputs is not None
-            else model.to_model_space(noise_reference(self.input_shape, self.settings.input_range))
-        )
-        statistics = unit_statistics(model, reference)
         group = fit_group(process_group, batch_size, autocast)
-        if not identical_on_ranks(statistics.flat(), group, model_device(self.forward_func)):
-            raise ValueError(
-                "`inputs` differ between the ranks: a distributed NeuronInversion fit measures "
-                "the units' 99th percentiles and scales on its reference inputs, and every rank "
-                "must pass the same ones (the whole reference set, not a shard)"
-            )
-        self._set_statistics(statistics)
+        self._set_statistics(self._reference_statistics(model, inputs, group))
         return self._run_fit(
             steps=steps,
             batch_size=batch_size,
@@ -364,14 +369,41 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             settings=pair_weighted(self.settings, batch_size, count, _PAIR_TERMS),
         )
 
-    def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
-        warnings.warn(
-            f"NeuronInversion is not fitted yet: {caller}() fits the generator with the "
-            f"default budget ({NEURON_STEPS} steps) and noise reference statistics first; "
-            "call fit(inputs=real_inputs) to choose the reference, budget and seed",
-            stacklevel=4,
+    def _reference_statistics(
+        self, model: NeuronTarget, inputs: Tensor | None, group: Any
+    ) -> UnitStatistics:
+        r"""The units' statistics on the real ``inputs`` (on noise without them), the same on
+        every rank of ``group`` (a ``ValueError`` naming ``inputs`` otherwise)."""
+        assert self.input_shape is not None
+        reference = (
+            inputs
+            if inputs is not None
+            else model.to_model_space(noise_reference(self.input_shape, self.settings.input_range))
         )
-        self.fit(additional_forward_args=extra_args)
+        statistics = unit_statistics(model, reference)
+        if not identical_on_ranks(statistics.flat(), group, model_device(self.forward_func)):
+            raise ValueError(
+                "`inputs` differ between the ranks: a distributed NeuronInversion fit measures "
+                "the units' 99th percentiles and scales on its reference inputs, and every rank "
+                "must pass the same ones (the whole reference set, not a shard)"
+            )
+        return statistics
+
+    def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
+        def message(estimate: str) -> str:
+            return (
+                f"NeuronInversion is not fitted yet: {caller}() fits the generator with the "
+                f"default budget ({NEURON_STEPS} steps, {estimate} as its first steps ran) and "
+                "noise reference statistics first; call fit(inputs=real_inputs) to choose the "
+                "reference, budget and seed"
+            )
+
+        # the warning comes once the first steps are timed; the fit goes on unchanged
+        self.fit(
+            steps=NEURON_STEPS,
+            additional_forward_args=extra_args,
+            callback=timed_warning(message, NEURON_STEPS),
+        )
 
     @log_usage()
     def attribute(
@@ -382,25 +414,45 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         latents: Tensor | None = None,
         seed: int | None = None,
         additional_forward_args: Any = None,
+        internal_batch_size: int | None = None,
+        *,
+        target: Any = None,
     ) -> Tensor:
         r"""
         Generates inputs that drive the selected unit(s) high.
 
+        As a Captum method attributes each input, example ``inputs`` give one sample per row:
+        ``attribute(inputs, neuron_selector=3)`` returns ``len(inputs)`` samples of unit 3,
+        and a list ``neuron_selector`` then holds one unit per row. The inputs' values are not
+        read, only their number and shape.
+
         Args:
-            inputs (Tensor, optional): Example batch; only its shape is read, when
-                        ``input_shape`` was not given.
+            inputs (Tensor, optional): Example batch ``(N, C, H, W)`` of floating-point
+                        model-space inputs: gives the input shape (when ``input_shape`` was
+                        not given) and the number of samples, one per row.
             neuron_selector (int, tuple, Callable, list or Tensor): Captum's forms: an int
                         (the unit; the channel of a conv layer); a tuple ``(unit,)`` (longer
                         tuples index positions inside a channel, which a generator conditioned
                         on the reduced channel cannot honour: ValueError); a callable of the
                         layer's output, resolved to the one unit it reads (it is evaluated on
                         indicator outputs, one per unit with that unit / channel set to 1, and
-                        must respond to exactly one); or a list / 1-D tensor of those, one
-                        sample each. Units not fitted raise a ValueError.
-            n_samples (int, optional): Samples for a single selector. Default: 16
+                        must respond to exactly one; a callable that reads only some positions
+                        of a conv channel, e.g. ``out[:, 3, 0, 0]``, is refused like a longer
+                        tuple, while one reducing the whole channel, e.g.
+                        ``out[:, 3].mean((1, 2))``, names the channel); or a list / 1-D tensor
+                        of those, one sample each (a one-element one counts as a single
+                        selector). Units not fitted raise a ValueError.
+            n_samples (int, optional): Samples for a single selector; with ``inputs`` it
+                        must be None or ``len(inputs)``. Default: ``len(inputs)`` with
+                        ``inputs``, else 16
             latents (Tensor, optional): ``(n, latent_dim)`` latent codes.
             seed (int, optional): Seed of the codes, conditioning draws and dropout.
             additional_forward_args (Any, optional): As in :meth:`fit`.
+            internal_batch_size (int, optional): Captum's name: samples generated per forward
+                        pass of the generator (memory); the same ``seed`` gives the same samples
+                        at the same ``internal_batch_size``. Default: 256
+            target (Any, optional): Refused with a ``TypeError``: Captum's neuron methods
+                        take the unit as ``neuron_selector``, and so does this one.
 
         Returns:
             *Tensor* of **samples** ``(n, *input_shape)`` in the model's input space.
@@ -410,12 +462,22 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             >>> samples = inversion.attribute(neuron_selector=3, n_samples=8, seed=0)
             >>> samples = inversion.attribute(neuron_selector=lambda out: out[:, 3])
         """
+        refuse_captum_name(
+            captum_name="target",
+            captum_value=target,
+            instead="NeuronInversion.attribute takes the unit as `neuron_selector` (Captum's "
+            "neuron methods' name), not `target`",
+        )
         self._ensure_input_shape(inputs, additional_forward_args)
         positions = resolve_neuron_selector(
-            neuron_selector, n_samples, self.neurons, self.layer_shape
+            neuron_selector,
+            n_samples,
+            neurons=self.neurons,
+            layer_shape=self.layer_shape,
+            rows=None if inputs is None else len(inputs),
         )
         self._ensure_fitted(additional_forward_args)
-        return self._generate(positions, latents, seed)
+        return self._generate(positions, latents, seed, batch_size=internal_batch_size)
 
     def evaluate(
         self,
@@ -522,9 +584,22 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         seed: int | None = 0,
         plt_fig_axis: FigureAxes | None = None,
         use_pyplot: bool = True,
+        additional_forward_args: Any = None,
     ) -> FigureAxes:
         r"""
         One unit at a glance: :func:`~captum_netinv.visualization.visualize_neuron`.
+
+        Args:
+            neuron (int): The unit (index of the layer's reduced output).
+            inputs (Tensor): ``(N, C, H, W)`` real model-space inputs.
+            explanations (Explanations, optional): INVERT labels of the layer.
+            n_generated (int, optional): Generated samples shown. Default: 16
+            k (int, optional): Top-activating real inputs shown. Default: 16
+            seed (int, optional): Seed of the generated samples. Default: 0
+            plt_fig_axis (tuple, optional): ``(figure, axes)`` to draw into, three axes.
+            use_pyplot (bool, optional): Create and show with pyplot. Default: True
+            additional_forward_args (Any, optional): As in :meth:`fit`: passed unchanged with
+                        every batch of real and generated inputs.
 
         Returns:
             *tuple* of **figure** and **axes**.
@@ -541,4 +616,5 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             seed=seed,
             plt_fig_axis=plt_fig_axis,
             use_pyplot=use_pyplot,
+            additional_forward_args=additional_forward_args,
         )

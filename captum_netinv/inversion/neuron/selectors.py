@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,13 +15,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_netinv._utils import check_positive_int, excerpt
-from captum_netinv.inversion.sampling import DEFAULT_SAMPLES
+from captum_netinv._utils import excerpt
+from captum_netinv.inversion.sampling import sample_count, samples_per_entry
 
 __all__ = ["MAX_NEURONS", "chosen_neurons", "resolve_neuron_selector"]
 
 #: Most units one generator is conditioned on (a whole layer of a few hundred units).
 MAX_NEURONS = 512
+#: Most values of one batch of indicator outputs a selector callable is probed with.
+_PROBE_VALUES = 2**22
+#: Why a selector of a position inside a conv channel is refused.
+_WHOLE_UNIT_ONLY = (
+    "the generator is conditioned on a whole unit (a conv channel reduced to one value, as "
+    "INVERT does), not on a position inside it; pass the channel"
+)
 
 
 def chosen_neurons(neurons: object, width: int) -> list[int]:
@@ -66,14 +74,26 @@ def resolve_neuron_selector(
     n_samples: int | None,
     neurons: Sequence[int],
     layer_shape: Sequence[int],
+    rows: int | None = None,
 ) -> Tensor:
     r"""
     The fitted-unit position (index into ``neurons``) of each sample to generate, from
     Captum's ``neuron_selector`` forms: an int (a unit; a channel of a conv layer), a tuple
     ``(unit,)`` (a longer tuple indexes a position inside a channel, which the generator,
     conditioned on the reduced channel, cannot honour), a callable (resolved to the one unit
-    it reads, see :meth:`NeuronInversion.attribute`), or a list / 1-D tensor of those, one
-    sample each.
+    it reads, which it must read whole, see :meth:`NeuronInversion.attribute`), or a list /
+    1-D tensor of those, one sample each (a single entry counts as one selector).
+
+    Args:
+        neuron_selector (int, tuple, Callable, list or Tensor): The unit or units.
+        n_samples (int or None): The number of samples asked for
+                    (:func:`~captum_netinv.inversion.sampling.sample_count`).
+        neurons (Sequence[int]): The fitted units.
+        layer_shape (Sequence[int]): The shape of one sample's layer output.
+        rows (int, optional): The number of rows of the example ``inputs``, if given.
+
+    Returns:
+        *Tensor* of the ``(n,)`` **positions** among ``neurons``, long.
     """
     if neuron_selector is None:
         raise ValueError("`neuron_selector` is required: the unit (or units) to generate for")
@@ -90,16 +110,13 @@ def resolve_neuron_selector(
     if isinstance(neuron_selector, list):
         if not neuron_selector:
             raise ValueError("`neuron_selector` is empty: give at least one unit")
-        if n_samples is not None and n_samples != len(neuron_selector):
-            raise ValueError(
-                f"`n_samples` ({excerpt(n_samples)}) must be None or equal the number of "
-                f"selectors ({len(neuron_selector)}) when `neuron_selector` is a list or tensor"
-            )
-        units = [_unit_of(item, neurons, layer_shape) for item in neuron_selector]
+        repeats = samples_per_entry(
+            len(neuron_selector), n_samples=n_samples, rows=rows, name="neuron_selector"
+        )
+        units = [_unit_of(item, neurons, layer_shape) for item in neuron_selector] * repeats
     else:
         unit = _unit_of(neuron_selector, neurons, layer_shape)
-        count = check_positive_int(DEFAULT_SAMPLES if n_samples is None else n_samples, "n_samples")
-        units = [unit] * count
+        units = [unit] * sample_count(n_samples, rows)
     position = {unit: index for index, unit in enumerate(neurons)}
     return torch.tensor([position[unit] for unit in units], dtype=torch.long)
 
@@ -109,12 +126,12 @@ def _unit_of(selector: object, neurons: Sequence[int], layer_shape: Sequence[int
     width = _layer_width(layer_shape)
     if callable(selector):
         unit = _unit_read_by(selector, width, layer_shape)
+        _check_reads_whole_unit(selector, unit, layer_shape)
     elif isinstance(selector, tuple):
         if len(selector) != 1:
             raise ValueError(
-                f"`neuron_selector` {excerpt(selector)}: a tuple must be (unit,); the generator "
-                "is conditioned on a whole unit (a conv channel reduced to one value, as INVERT "
-                "does), not on a position inside it; pass the channel"
+                f"`neuron_selector` {excerpt(selector)}: a tuple must be (unit,); "
+                + _WHOLE_UNIT_ONLY
             )
         unit = _int_unit(selector[0])
     else:
@@ -152,18 +169,11 @@ def _layer_width(layer_shape: Sequence[int]) -> int:
 def _unit_read_by(selector: Callable[[Tensor], Any], width: int, layer_shape: Sequence[int]) -> int:
     """The one unit whose indicator (its unit / channel set to 1) ``selector`` responds to."""
     responding: list[int] = []
-    for start in range(0, width, 64):
-        count = min(64, width - start)
+    for start, count in _probe_batches(width, layer_shape):
         indicators = torch.zeros(count, *layer_shape)
         indicators[torch.arange(count), torch.arange(start, start + count)] = 1.0
-        try:
-            values = torch.as_tensor(selector(indicators)).detach().float().reshape(count, -1)
-        except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise ValueError(
-                f"`neuron_selector` callable fails on a (n, {', '.join(map(str, layer_shape))}) "
-                f"layer output: {excerpt(str(error), 200)}"
-            ) from error
-        responding += [start + int(i) for i in torch.nonzero(values.abs().sum(dim=1) > 0).flatten()]
+        responses = _responses(selector, indicators)
+        responding += [start + int(i) for i in torch.nonzero(responses).flatten()]
     if len(responding) != 1:
         raise ValueError(
             "`neuron_selector` callable must read exactly one unit (channel) of the layer's "
@@ -171,3 +181,46 @@ def _unit_read_by(selector: Callable[[Tensor], Any], width: int, layer_shape: Se
             f"({excerpt(responding)})"
         )
     return responding[0]
+
+
+def _check_reads_whole_unit(
+    selector: Callable[[Tensor], Any], unit: int, layer_shape: Sequence[int]
+) -> None:
+    """Raises naming ``neuron_selector`` when ``selector`` responds to only some positions of
+    the channel ``unit`` (one indicator per position: that position alone set to 1)."""
+    positions = math.prod(layer_shape[1:])
+    if positions <= 1:
+        return
+    read = 0
+    for start, count in _probe_batches(positions, layer_shape):
+        indicators = torch.zeros(count, layer_shape[0], positions)
+        indicators[torch.arange(count), unit, torch.arange(start, start + count)] = 1.0
+        read += int(_responses(selector, indicators.view(count, *layer_shape)).sum())
+    # none: a reduction that needs the channel jointly (e.g. a minimum) still reads all of it
+    if 0 < read < positions:
+        dims = tuple(range(1, len(layer_shape)))
+        raise ValueError(
+            f"`neuron_selector` callable reads {read} of the {positions} positions of channel "
+            f"{unit}, not the whole channel: {_WHOLE_UNIT_ONLY} (an int, or a callable that "
+            f"reduces all of it, e.g. `lambda out: out[:, {unit}].mean({dims})`)"
+        )
+
+
+def _probe_batches(total: int, layer_shape: Sequence[int]) -> list[tuple[int, int]]:
+    """``(start, count)`` of the batches of ``total`` indicator outputs of ``layer_shape``."""
+    size = max(1, min(64, _PROBE_VALUES // max(1, math.prod(layer_shape))))
+    return [(start, min(size, total - start)) for start in range(0, total, size)]
+
+
+def _responses(selector: Callable[[Tensor], Any], indicators: Tensor) -> Tensor:
+    """``(n,)`` bools: whether ``selector``'s value on each indicator output is not 0."""
+    shape = ", ".join(map(str, indicators.shape[1:]))
+    try:
+        values = torch.as_tensor(selector(indicators)).detach().float()
+        values = values.reshape(len(indicators), -1)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise ValueError(
+            f"`neuron_selector` callable fails on a (n, {shape}) layer output: "
+            f"{excerpt(str(error), 200)}"
+        ) from error
+    return values.abs().sum(dim=1) > 0

@@ -21,7 +21,7 @@ from captum_netinv._activations import (
     iterate_batches,
     reduce_activations,
 )
-from captum_netinv._utils import eval_mode, model_device
+from captum_netinv._utils import check_model_inputs, eval_mode, model_device
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.target_model import SAMPLE_BATCH_SIZE, TargetModel
 
@@ -225,13 +225,16 @@ def unit_statistics(model: NeuronTarget, model_inputs: Tensor) -> UnitStatistics
 
     Args:
         model (NeuronTarget): The model view with its chosen units.
-        model_inputs (Tensor): ``(N, *input_shape)`` reference inputs in model space, ``N >= 2``.
+        model_inputs (Tensor): ``(N, *input_shape)`` reference inputs in model space, ``N >= 2``,
+                    floating-point (checked by :func:`~captum_netinv._utils.check_model_inputs`).
 
     Returns:
         :class:`UnitStatistics`, float32 on the CPU.
     """
-    if not isinstance(model_inputs, Tensor) or len(model_inputs) < 2:
-        raise ValueError("`inputs` must hold at least 2 reference samples")
+    if len(check_model_inputs(model_inputs)) < 2:
+        raise ValueError(
+            f"`inputs` must hold at least 2 reference samples, got {len(model_inputs)}"
+        )
     units, features = model.measured(model_inputs)
     units = units.double()
     center = torch.quantile(units, REFERENCE_QUANTILE, dim=0)

@@ -89,13 +89,13 @@ def test_the_first_attribute_call_shows_that_it_fits(
 ) -> None:
     monkeypatch.setattr(network_module, "DEFAULT_STEPS", 2)
     labels: list[str] = []
-    real_tqdm = inversion_training.tqdm
+    real_bar = inversion_training.progress_bar
 
-    def recording_tqdm(*args: object, **kwargs: object) -> object:
+    def recording_bar(*args: object, **kwargs: object) -> object:
         labels.append(str(kwargs.get("desc")))
-        return real_tqdm(*args, **{**kwargs, "disable": True})
+        return real_bar(*args, **{**kwargs, "enabled": False})  # type: ignore[arg-type]
 
-    monkeypatch.setattr(inversion_training, "tqdm", recording_tqdm)
+    monkeypatch.setattr(inversion_training, "progress_bar", recording_bar)
     inversion = NetworkInversion(trained_lenet, input_shape=SHAPE)
     with pytest.warns(UserWarning, match=r"attribute\(\) fits the generator .* call fit\(\)"):
         inversion.attribute(target=0, n_samples=2)
