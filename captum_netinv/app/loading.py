@@ -149,8 +149,8 @@ def load_model(spec: str, weights: str | None = None) -> nn.Module:
                     ``torch.load(weights_only=True)``.
 
     Returns:
-        *nn.Module* whose layers can be hooked (a TorchScript model is wrapped: only its
-        output can be named, as :data:`OUTPUT_LAYER`).
+        *nn.Module* whose layers can be hooked. A TorchScript model is wrapped, and only its
+        output can be named (as :data:`OUTPUT_LAYER`).
     """
     model = _factory_model(spec, weights) if _is_factory(spec) else _file_model(spec, weights)
     return model.eval()

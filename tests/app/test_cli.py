@@ -269,9 +269,17 @@ def test_no_subcommand_runs_the_mnist_example_as_before(monkeypatch: pytest.Monk
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(cli, "mnist_job", lambda out, **options: calls.append(options) or out)
     monkeypatch.setattr(cli, "run_report", lambda job: Path(job) / "index.html")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # auto: the CPU
     assert cli.main(["--out", "somewhere", "--quick", "--no-progress"]) == 0
     assert cli.main(["report", "--example", "mnist", "--seed", "3"]) == 0
-    assert calls[0] == {"quick": True, "seed": 0, "progress": False, "resume": False}
+    cpu = torch.device("cpu")
+    assert calls[0] == {
+        "quick": True,
+        "seed": 0,
+        "progress": False,
+        "resume": False,
+        "device": cpu,
+    }
     assert calls[1]["seed"] == 3 and calls[1]["quick"] is False
 
 
@@ -347,6 +355,17 @@ def test_a_gpu_asked_for_where_there_is_none(
         capsys, "--model", str(scripted_model), "--data", str(image_folder[0]), "--device", "cuda"
     )
     assert "--device: cuda asked for, but no CUDA device is available" in message
+
+
+def test_the_example_runs_on_the_device_asked_for(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    message = _error(capsys, "--example", "mnist", "--device", "cuda")
+    assert "--device: cuda asked for, but no CUDA device is available" in message
+    # the flags of the earlier `python -m captum_netinv` take it too, and --help lists it
+    assert cli.main(["--device", "cuda", "--no-progress"]) == 2
+    assert "--device" in cli.build_parser().format_help()
 
 
 def test_argparse_rejects_an_unknown_device() -> None:

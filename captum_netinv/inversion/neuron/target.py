@@ -245,8 +245,12 @@ def unit_statistics(model: NeuronTarget, model_inputs: Tensor) -> UnitStatistics
         channels = model.layer_output(first).shape[1]
     feature_mean = features.double().view(len(features), channels, -1).mean(dim=(0, 2))
     input_mean = model_inputs.double().transpose(0, 1).reshape(model_inputs.shape[1], -1).mean(1)
+    # on the CPU whatever the device of the inputs (CUDA inputs made a device mismatch once)
     return UnitStatistics(
-        center.float(), scale.clamp_min(floor).float(), feature_mean.float(), input_mean.float()
+        center.float().cpu(),
+        scale.clamp_min(floor).float().cpu(),
+        feature_mean.float().cpu(),
+        input_mean.float().cpu(),
     )
 
 

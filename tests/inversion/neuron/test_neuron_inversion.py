@@ -372,3 +372,20 @@ def test_messages_name_neuron_inversion(small_cnn: nn.Module) -> None:
     units = NeuronInversion(small_cnn, small_cnn.hidden)
     with pytest.raises(ValueError, match=r"input_shape=\(C, H, W\)` to NeuronInversion"):
         units.attribute(neuron_selector=0)
+
+
+@pytest.mark.cuda
+def test_fit_with_the_model_and_the_inputs_on_cuda(
+    small_cnn: nn.Module, digits8: tuple[Tensor, Tensor]
+) -> None:
+    model = _SmallCNN().cuda().eval()
+    model.load_state_dict(small_cnn.state_dict())
+    on_cpu = NeuronInversion(small_cnn, small_cnn.hidden, input_shape=SHAPE)
+    on_cpu.fit(digits8[0], **FIT)  # type: ignore[arg-type]
+    units = NeuronInversion(model, model.hidden, input_shape=SHAPE)
+    units.fit(digits8[0].cuda(), **FIT)  # type: ignore[arg-type]
+    assert units.statistics is not None and on_cpu.statistics is not None
+    assert units.statistics.center.device.type == "cpu"  # documented: statistics on the CPU
+    assert torch.allclose(units.statistics.flat(), on_cpu.statistics.flat(), atol=1e-4)
+    samples = units.attribute(neuron_selector=3, n_samples=4, seed=0)
+    assert samples.device.type == "cuda" and samples.shape == (4, *SHAPE)
