@@ -12,6 +12,7 @@ import dataclasses
 import os
 import random
 import warnings
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -443,10 +444,10 @@ class _InversionBase(InternalAttribution):
                 self._first_caller = None
         return self._ensure_input_shape(None, extra_args)
 
+    @abstractmethod
     def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:
         r"""Fits an unfitted inversion with the default budget, visibly (a warning and the
         progress bar), for the first ``caller`` call: each public class says how."""
-        raise NotImplementedError
 
     def _fit_label(self) -> str:
         r"""The fit's progress-bar label: the class, and the call a first-call fit serves."""
