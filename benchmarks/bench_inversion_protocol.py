@@ -7,6 +7,7 @@ and verifiers; ``--part fit --preset P --target T`` fits one inversion and write
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import time
 from typing import Any
@@ -90,10 +91,12 @@ def appearance(samples: Tensor, real: Tensor, targets: Tensor) -> dict[str, Any]
     }
 
 
-def verdicts(samples: Tensor, real: Tensor, targets: Tensor) -> dict[str, Any]:
+def verdicts(
+    samples: Tensor, real: Tensor, targets: Tensor, families: tuple[str, ...] = FAMILIES
+) -> dict[str, Any]:
     """Each family's acceptance (mean over its seeds) and the ResCNN's feature diversity."""
     results: dict[str, Any] = {}
-    for family in FAMILIES:
+    for family in families:
         per_class = []
         for seed in VERIFIER_SEEDS:
             verifier = trained(family, seed)
@@ -148,13 +151,17 @@ def run_fit(
     data = load_mnist_npz()
     target = frozen(trained(target_name, 0))
     extra: dict[str, Any] = {} if mode is None else {"conditioning": mode}
+    extra.update(SETTINGS)
     if AUGMENT is not None:
         extra["jitter"], extra["zoom"] = AUGMENT
     if weights:
         extra["loss_weights"] = weights
     inversion = NetworkInversion(target, input_shape=(1, 28, 28), preset=preset, **extra)
     started = time.perf_counter()
-    fit_steps = {} if steps is None else {"steps": steps}
+    fit_steps: dict[str, Any] = {} if steps is None else {"steps": steps}
+    if REFERENCE:  # real training digits whose feature statistics the fit matches
+        picks = torch.randperm(len(data["x_train"]), generator=torch.Generator().manual_seed(7))
+        fit_steps["reference_inputs"] = data["x_train"][picks[:REFERENCE]]
     inversion.fit(seed=seed, progress=False, **fit_steps)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
     stem = stem_of(preset, target_name, mode, seed, weights)
@@ -171,6 +178,9 @@ def run_fit(
         "seed": seed,
         "steps": inversion.steps_trained,
         "augmentation": f"jitter {inversion.settings.jitter}, zoom {inversion.settings.zoom:g}",
+        "settings": inversion.settings.to_dict(),
+        "setting_overrides": {key: repr(value) for key, value in SETTINGS.items()},
+        "reference_inputs": REFERENCE,
         "fit_seconds": seconds,
         "threads": torch.get_num_threads(),
         "target_hit_rate": evaluation.hit_rate,
@@ -183,6 +193,13 @@ def run_fit(
 
 #: ``(jitter, zoom)`` given with ``--augment`` instead of the preset's (None: the preset's).
 AUGMENT: tuple[int, float] | None = None
+#: Constructor settings given with ``--setting NAME=VALUE`` over the preset's.
+SETTINGS: dict[str, Any] = {}
+#: Number of real training digits given as ``reference_inputs`` (``--reference N``; 0: none).
+REFERENCE = 0
+#: Whether ``--part verdicts`` reads the held-out families too (``--held-out``), or only the
+#: tuning family: a tuning run never sees the held-out figures.
+HELD_OUT = False
 
 
 def stem_of(
@@ -191,6 +208,9 @@ def stem_of(
     changed = "".join(f"_{name}{value:g}" for name, value in sorted((weights or {}).items()))
     if AUGMENT is not None:  # jitter and zoom other than the preset's
         changed += f"_aug{AUGMENT[0]}-{AUGMENT[1]:g}"
+    changed += "".join(f"_{name}-{value}" for name, value in sorted(SETTINGS.items()))
+    if REFERENCE:
+        changed += f"_ref{REFERENCE}"
     return f"{preset}{changed}_{target}_{mode or 'preset'}_seed{seed}"
 
 
@@ -209,7 +229,7 @@ def run_verdicts(
     targets = torch.arange(10).repeat_interleave(N_PER_CLASS)
     samples = inversion.attribute(target=targets, seed=seed)
     real, _ = real_reference(data)
-    return verdicts(samples, real, targets)
+    return verdicts(samples, real, targets, FAMILIES if HELD_OUT else (TUNING_FAMILY,))
 
 
 def summary() -> str:
@@ -232,6 +252,9 @@ def summary() -> str:
         )
         if "_aug" in fit_path.name:  # jitter and zoom other than the preset's
             label += ", " + fit["augmentation"].split(" (")[0]
+        label += "".join(f", {k} {v}" for k, v in fit.get("setting_overrides", {}).items())
+        if fit.get("reference_inputs"):
+            label += f", {fit['reference_inputs']} reference inputs"
         ratios = torch.tensor(
             [verdict[f"rescnn_seed{s}_feature_diversity_ratio_per_class"] for s in VERIFIER_SEEDS]
         )
@@ -251,9 +274,34 @@ def summary() -> str:
     return "\n".join(rows)
 
 
+def tuning_summary() -> str:
+    """The tuning figures of every fit: the target's and the MLP family's, nothing held out."""
+    rows = [
+        "| fit | fit s | target hit (min) | MLP* (min) | pixel div. / real | mean pixel (real) "
+        "| stroke (real) |\n|" + "---|" * 7
+    ]
+    for fit_path in sorted(PROTOCOL_OUT.glob("fit_*.json")):
+        tuning_path = PROTOCOL_OUT / fit_path.name.replace("fit_", "tuning_", 1)
+        if not tuning_path.exists():
+            continue
+        fit, mlp = json.loads(fit_path.read_text()), json.loads(tuning_path.read_text())["mlp"]
+        rows.append(
+            f"| {fit_path.stem[4:]} | {fit['fit_seconds']:.0f} | "
+            f"{100 * fit['target_hit_rate']:.1f}% "
+            f"({100 * fit['target_min_class_hit_rate']:.0f}%) | "
+            f"{100 * mlp['acceptance']:.1f}% ({100 * mlp['min_class_acceptance']:.0f}%) | "
+            f"{fit['pixel_diversity_ratio']:.2f} | {fit['mean_pixel']:.3f} "
+            f"({fit['real_mean_pixel']:.3f}) | {fit['stroke_intensity']:.2f} "
+            f"({fit['real_stroke_intensity']:.2f}) |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--part", choices=["models", "fit", "verdicts", "summary"], required=True)
+    parser.add_argument(
+        "--part", choices=["models", "fit", "verdicts", "summary", "tuning-summary"], required=True
+    )
     parser.add_argument("--preset", default="default")
     parser.add_argument("--target", choices=TARGETS, default="lenet5")
     parser.add_argument("--conditioning", default=None)
@@ -264,7 +312,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--augment", default=None, help="JITTER,ZOOM instead of the preset's")
+    parser.add_argument(
+        "--setting", action="append", default=[], help="NAME=VALUE over the preset's setting"
+    )
+    parser.add_argument("--reference", type=int, default=0, help="real digits as reference")
+    parser.add_argument("--held-out", action="store_true", help="verdicts of every family")
     arguments = parser.parse_args()
+    global REFERENCE, HELD_OUT
+    REFERENCE, HELD_OUT = arguments.reference, arguments.held_out
+    for item in arguments.setting:
+        name, value = item.split("=", 1)
+        try:
+            SETTINGS[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            SETTINGS[name] = value
     if arguments.augment is not None:
         global AUGMENT
         jitter, zoom = arguments.augment.split(",")
@@ -274,8 +335,8 @@ def main() -> None:
     weights = {
         name: float(value) for name, value in (item.split("=") for item in arguments.loss_weight)
     }
-    if arguments.part == "summary":
-        print(summary())
+    if arguments.part in ("summary", "tuning-summary"):
+        print(summary() if arguments.part == "summary" else tuning_summary())
         return
     if arguments.part == "models":
         result = run_models()
@@ -296,7 +357,7 @@ def main() -> None:
         result = run_verdicts(
             arguments.preset, arguments.target, arguments.seed, arguments.conditioning, weights
         )
-        stem = "verdicts_" + stem_of(
+        stem = ("verdicts_" if HELD_OUT else "tuning_") + stem_of(
             arguments.preset, arguments.target, arguments.conditioning, arguments.seed, weights
         )
     (PROTOCOL_OUT / f"{stem}.json").write_text(json.dumps(result, indent=1))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["augmented", "jittered"]
+__all__ = ["augmented", "colour_shifted", "flipped", "jittered"]
 
 
 def jittered(inputs: Tensor, jitter: int) -> Tensor:
@@ -39,18 +39,70 @@ def jittered(inputs: Tensor, jitter: int) -> Tensor:
     return torch.roll(inputs, shifts=(shift_y, shift_x), dims=(-2, -1))
 
 
-def augmented(inputs: Tensor, jitter: int, zoom: float) -> Tensor:
+def flipped(inputs: Tensor) -> Tensor:
+    r"""
+    ``inputs`` with a random half of its samples (each with probability 1/2) mirrored left to
+    right (Plug-In Inversion's and DeepInversion's flips).
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)`` batch.
+
+    Returns:
+        *Tensor* of the same shape.
+
+    Examples::
+
+        >>> flipped(torch.zeros(2, 3, 8, 8)).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    mirror = torch.rand(len(inputs), device=inputs.device) < 0.5
+    return torch.where(mirror[:, None, None, None], inputs.flip(-1), inputs)
+
+
+def colour_shifted(inputs: Tensor, strength: float) -> Tensor:
+    r"""
+    ``inputs`` with every channel of every sample scaled by ``exp(U[-strength, strength])``
+    and moved by ``U[-strength, strength]`` (Plug-In Inversion's colour jitter, in the model's
+    input space): a generated image keeps its class under the shift only where its colours
+    are clear, not balanced on one exact hue.
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)`` batch, in the model's input space.
+        strength (float): Largest log-scale and shift; 0 returns ``inputs`` unchanged.
+
+    Returns:
+        *Tensor* of the same shape.
+
+    Examples::
+
+        >>> colour_shifted(torch.zeros(2, 3, 8, 8), 0.2).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    if strength == 0:
+        return inputs
+    shape = (len(inputs), inputs.shape[1], 1, 1)
+    draws = (torch.rand((2, *shape), device=inputs.device, dtype=inputs.dtype) * 2 - 1) * strength
+    return inputs * draws[0].exp() + draws[1]
+
+
+def augmented(
+    inputs: Tensor, jitter: int, zoom: float, *, flips: bool = False, colour_shift: float = 0.0
+) -> Tensor:
     r"""
     What the model sees of ``inputs`` in a fit. With ``zoom == 0`` this is
     :func:`jittered`; with ``zoom > 0`` every sample gets its own random affine transform
     (Plug-In Inversion's augmentation ensemble): a shift of up to ``jitter`` pixels along each
     axis and a zoom by a factor drawn uniformly from ``[1 - zoom, 1 + zoom]``, resampled
-    bilinearly (differentiable), the border pixels repeated outside the image.
+    bilinearly (differentiable), the border pixels repeated outside the image. Then, where
+    asked, :func:`flipped` mirrors half of the samples and :func:`colour_shifted` shifts their
+    colours (drawn after the shifts and zooms, so that without them the draws are as before).
 
     Args:
         inputs (Tensor): ``(B, C, H, W)`` batch, in the model's input space.
         jitter (int): Largest shift in pixels.
         zoom (float): Largest relative change of scale, in ``[0, 1)``.
+        flips (bool, optional): Mirror a random half of the samples. Default: False
+        colour_shift (float, optional): Strength of the colour shift. Default: 0.0
 
     Returns:
         *Tensor* of the same shape.
@@ -60,6 +112,13 @@ def augmented(inputs: Tensor, jitter: int, zoom: float) -> Tensor:
         >>> augmented(torch.rand(4, 1, 28, 28), 2, 0.1).shape
         torch.Size([4, 1, 28, 28])
     """
+    moved = _shifted_and_zoomed(inputs, jitter, zoom)
+    if flips:
+        moved = flipped(moved)
+    return colour_shifted(moved, colour_shift)
+
+
+def _shifted_and_zoomed(inputs: Tensor, jitter: int, zoom: float) -> Tensor:
     if zoom == 0:
         return jittered(inputs, jitter)
     count, _, height, width = inputs.shape

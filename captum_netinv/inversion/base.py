@@ -48,6 +48,7 @@ from captum_netinv.inversion.distributed import (
     seed_streams,
     write_fit_checkpoint,
 )
+from captum_netinv.inversion.feature_statistics import reference_statistics
 from captum_netinv.inversion.generator import ConditionedGenerator, check_input_shape
 from captum_netinv.inversion.sampling import generate, rng_devices
 from captum_netinv.inversion.settings import (
@@ -278,6 +279,7 @@ class _InversionBase(InternalAttribution):
             input_range=self.settings.input_range,
             vector_encoder=self.settings.vector_encoder,
             matrix_encoding=self.settings.matrix_encoding,
+            upsampling=self.settings.upsampling,
         ).to(self.device)
 
     def _fingerprint(self) -> dict[str, Any]:
@@ -322,14 +324,24 @@ class _InversionBase(InternalAttribution):
         group: ProcessGroup | None,
         autocast: str | None,
         settings: InversionSettings | None = None,
+        reference_inputs: Tensor | None = None,
     ) -> History:
         r"""
         The fit of both methods: a fresh fit from the initial weights (history and
         ``steps_trained`` start over), or the rest of the one saved at ``checkpoint_path``.
         ``group`` is the process group the public ``fit`` resolved (None: one process);
-        ``settings`` are the fit's, when they differ from :attr:`settings` (default: those).
+        ``settings`` are the fit's, when they differ from :attr:`settings` (default: those);
+        with ``reference_inputs`` the fit matches their feature statistics
+        (:mod:`~captum_netinv.inversion.feature_statistics`).
         """
         model = self._ensure_input_shape(None, additional_forward_args)
+        if reference_inputs is not None:
+            statistics = reference_statistics(
+                model.logits_and_features,
+                model.forward_func,
+                self._checked_reference(reference_inputs),
+            )
+            model = dataclasses.replace(model, feature_statistics=statistics)
         seed = check_seed(seed)
         check_positive_int(steps, "steps")
         check_positive_int(checkpoint_every, "checkpoint_every")
@@ -391,6 +403,17 @@ class _InversionBase(InternalAttribution):
                     f"{error} (last good checkpoint: {checkpoint_path!r})", error.step
                 ) from error
         return self.history
+
+    def _checked_reference(self, reference_inputs: object) -> Tensor:
+        r"""``reference_inputs`` checked (a batch of model-space inputs of the input shape, at
+        least 2) and moved to the model's device."""
+        inputs = check_model_inputs(reference_inputs, "reference_inputs")
+        if tuple(inputs.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"`reference_inputs` must have the input shape {self.input_shape}, got "
+                f"{tuple(inputs.shape[1:])}"
+            )
+        return inputs.to(self.device)
 
     def _fresh_generator(self) -> None:
         r"""The generator at its initial weights, and no history: every fit starts over."""

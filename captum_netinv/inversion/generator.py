@@ -31,6 +31,8 @@ from captum_netinv.inversion.conditioning import (
 __all__ = [
     "ConditionedGenerator",
     "DEFAULT_DROPOUT",
+    "UPSAMPLINGS",
+    "Upsampling",
     "VECTOR_ENCODERS",
     "VectorEncoder",
     "check_input_shape",
@@ -50,6 +52,11 @@ DEFAULT_DROPOUT = 0.3
 #: by a hidden layer) or ``"none"`` (joined as it is, the paper's simplest encoder).
 VectorEncoder = Literal["mlp", "none"]
 VECTOR_ENCODERS: tuple[str, ...] = get_args(VectorEncoder)
+#: How a stage doubles the feature maps: ``"resize"`` (nearest-neighbour up-sampling, then a
+#: 3x3 convolution: no checkerboard, Odena et al. 2016) or ``"transposed"`` (a 4x4 transposed
+#: convolution of stride 2, the DCGAN stage; its uneven kernel overlap draws checkerboards).
+Upsampling = Literal["resize", "transposed"]
+UPSAMPLINGS: tuple[str, ...] = get_args(Upsampling)
 
 
 def check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[int, int, int]:
@@ -81,8 +88,9 @@ class ConditionedGenerator(nn.Module):
     Default generator ``G(z, conditioning)`` of :class:`~captum_netinv.NetworkInversion`.
 
     A linear layer projects the latent code (joined with the label embedding or soft vector)
-    to a ``(width, h0, w0)`` map with ``h0, w0`` in 4..7; each stage doubles the size with a
-    transposed convolution, batch norm, ReLU and dropout (of single units by default, of whole
+    to a ``(width, h0, w0)`` map with ``h0, w0`` in 4..7; each stage doubles the size (a
+    nearest-neighbour resize and a 3x3 convolution, or a transposed convolution: ``upsampling``),
+    then batch norm, ReLU and dropout (of single units by default, of whole
     feature maps with ``channel_dropout``; see the ablation in :doc:`/choosing_settings`); a last
     convolution gives the input's channels, resized to ``(H, W)`` where the doubling
     overshoots, and a sigmoid maps it into ``input_range``. With matrix conditioning the class
@@ -108,6 +116,8 @@ class ConditionedGenerator(nn.Module):
                     Default: ``"mlp"``
         matrix_encoding (str, optional): ``"projection"`` or ``"hot"``. Default:
                     ``"projection"``
+        upsampling (str, optional): ``"resize"`` or ``"transposed"`` (:data:`Upsampling`).
+                    Default: ``"resize"``
 
     Examples::
 
@@ -128,6 +138,7 @@ class ConditionedGenerator(nn.Module):
         channel_dropout: bool = False,
         vector_encoder: VectorEncoder = "mlp",
         matrix_encoding: MatrixEncoding = "projection",
+        upsampling: Upsampling = "resize",
     ) -> None:
         super().__init__()
         channels, height, width = check_input_shape(input_shape)
@@ -139,6 +150,8 @@ class ConditionedGenerator(nn.Module):
             raise ValueError(
                 f"`vector_encoder` must be one of {VECTOR_ENCODERS}, got {vector_encoder!r}"
             )
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(f"`upsampling` must be one of {UPSAMPLINGS}, got {upsampling!r}")
         self.output_size = (height, width)
         self.input_range = (float(input_range[0]), float(input_range[1]))
         stages = _upsampling_stages(height, width)
@@ -170,9 +183,7 @@ class ConditionedGenerator(nn.Module):
         self.project_norm = nn.BatchNorm2d(widths[0])
         self.stages = nn.ModuleList(
             nn.Sequential(
-                nn.ConvTranspose2d(
-                    widths[i] + (i == self.matrix_stage), widths[i + 1], 4, stride=2, padding=1
-                ),
+                *_doubling(widths[i] + (i == self.matrix_stage), widths[i + 1], upsampling),
                 nn.BatchNorm2d(widths[i + 1]),
                 nn.ReLU(),
                 nn.Dropout2d(dropout) if channel_dropout else nn.Dropout(dropout),
@@ -229,6 +240,16 @@ class ConditionedGenerator(nn.Module):
             return hidden
         channel = self.class_matrix(condition, (hidden.shape[-2], hidden.shape[-1]))
         return torch.cat([hidden, channel.to(hidden.dtype)], dim=1)
+
+
+def _doubling(in_channels: int, out_channels: int, upsampling: Upsampling) -> list[nn.Module]:
+    r"""The layers that double a feature map's size in a stage of the default generator."""
+    if upsampling == "transposed":
+        return [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1)]
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+    ]
 
 
 def _matrix_stage(

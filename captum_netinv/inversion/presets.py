@@ -82,6 +82,8 @@ PAPER = Preset(
         "jitter": 0,
         "zoom": 0.0,
         "vector_encoder": "none",
+        "matrix_encoding": "hot",
+        "upsampling": "transposed",
         "loss_weights": dict.fromkeys(IMAGE_PRIORS, 0.0),
     },
 )
@@ -95,6 +97,7 @@ NEURON = Preset(
     {
         "jitter": 0,
         "zoom": 0.0,
+        "upsampling": "transposed",
         "loss_weights": {"cosine_similarity": 4.0, "feature_orthogonality": 0.2},
     },
 )

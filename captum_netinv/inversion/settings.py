@@ -26,7 +26,13 @@ from captum_netinv.inversion.conditioning import (
     check_matrix_encoding,
     draw_conditioning,
 )
-from captum_netinv.inversion.generator import DEFAULT_DROPOUT, VECTOR_ENCODERS, VectorEncoder
+from captum_netinv.inversion.generator import (
+    DEFAULT_DROPOUT,
+    UPSAMPLINGS,
+    VECTOR_ENCODERS,
+    Upsampling,
+    VectorEncoder,
+)
 from captum_netinv.inversion.losses import resolve_loss_weights
 
 __all__ = [
@@ -51,13 +57,17 @@ DEFAULT_LR = 2e-3
 Normalization = tuple[Tensor, Tensor]
 _NormalizationArgument = tuple[Sequence[float] | float, Sequence[float] | float] | None
 #: The settings a saved file without the key had: no jitter and no zoom (before they existed), the
-#: MLP vector encoder and the pooled hot matrix (before presets), the default preset.
+#: MLP vector encoder and the pooled hot matrix (before presets), the default preset, transposed
+#: convolutions, no flips and no colour shift (before issue 21).
 FORMAT1_VALUES: dict[str, Any] = {
     "jitter": 0,
     "zoom": 0.0,
     "vector_encoder": "mlp",
     "matrix_encoding": "hot",
     "preset": "default",
+    "upsampling": "transposed",
+    "flips": False,
+    "colour_shift": 0.0,
 }
 
 
@@ -82,6 +92,13 @@ class InversionSettings:
                     shift for the whole batch (:func:`~captum_netinv.inversion.augmented`).
         vector_encoder (str): ``"mlp"`` or ``"none"``: how the soft vector is joined to ``z``.
         matrix_encoding (str): ``"projection"`` or ``"hot"``: how matrix modes join the class.
+        upsampling (str): ``"resize"`` or ``"transposed"``: how the default generator doubles
+                    its feature maps (:data:`~captum_netinv.inversion.generator.Upsampling`).
+        flips (bool): Mirror a random half of the samples the model sees in a fit (left-right);
+                    for models whose classes do not change under a mirror.
+        colour_shift (float): Strength of the per-sample, per-channel colour shift of what the
+                    model sees in a fit: every channel scaled by ``exp(U[-s, s])`` and moved by
+                    ``U[-s, s]`` in model space (Plug-In Inversion's colour jitter); 0: none.
         preset (str): Name of the preset these settings started from (a label: every value
                     above is explicit).
 
@@ -105,6 +122,9 @@ class InversionSettings:
     zoom: float = 0.1
     vector_encoder: VectorEncoder = "mlp"
     matrix_encoding: MatrixEncoding = "projection"
+    upsampling: Upsampling = "resize"
+    flips: bool = False
+    colour_shift: float = 0.0
     preset: str = "default"
 
     def __post_init__(self) -> None:
@@ -114,6 +134,9 @@ class InversionSettings:
         _check_number(self.vector_scale, "vector_scale", "> 0", lambda v: v > 0)
         _check_number(self.vector_margin, "vector_margin", ">= 0", lambda v: v >= 0)
         _check_number(self.zoom, "zoom", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        _check_number(self.colour_shift, "colour_shift", "in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"`upsampling` must be one of {UPSAMPLINGS}, got {self.upsampling!r}")
         if not isinstance(self.jitter, int) or isinstance(self.jitter, bool) or self.jitter < 0:
             raise ValueError(f"`jitter` must be an int >= 0 (pixels), got {self.jitter!r}")
         check_matrix_encoding(self.matrix_encoding)
@@ -123,14 +146,13 @@ class InversionSettings:
             )
         if not isinstance(self.preset, str):
             raise TypeError(f"`preset` must be a preset's name, got {self.preset!r}")
-        if not isinstance(self.sample_with_dropout, bool):
-            raise TypeError(
-                f"`sample_with_dropout` must be a bool, got {type(self.sample_with_dropout)}"
-            )
+        for flag in ("sample_with_dropout", "flips"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"`{flag}` must be a bool, got {type(getattr(self, flag))}")
         self._set("loss_weights", resolve_loss_weights(self.loss_weights))
         self._set("input_range", _checked_range(self.input_range))
         self._set("input_normalization", _checked_normalization(self.input_normalization))
-        for name in ("dropout", "vector_scale", "vector_margin", "zoom"):
+        for name in ("dropout", "vector_scale", "vector_margin", "zoom", "colour_shift"):
             self._set(name, float(getattr(self, name)))
 
     def _set(self, name: str, value: object) -> None:
@@ -173,6 +195,9 @@ class InversionSettings:
             "zoom": self.zoom,
             "vector_encoder": self.vector_encoder,
             "matrix_encoding": self.matrix_encoding,
+            "upsampling": self.upsampling,
+            "flips": self.flips,
+            "colour_shift": self.colour_shift,
             "preset": self.preset,
         }
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from captum_netinv._activations import forward_with_layer, iterate_batches
 from captum_netinv._utils import eval_mode, excerpt, model_device, modules_of
+from captum_netinv.inversion.feature_statistics import FeatureStatistics
 from captum_netinv.inversion.losses import pairwise_cosine
 from captum_netinv.inversion.settings import Normalization, to_model_space
 
@@ -65,6 +66,8 @@ class TargetModel:
         output_kind (str): What the model returns: ``"logits"``, ``"probabilities"`` (their
                     log, floored at :data:`PROBABILITY_FLOOR`, serves as logits) or
                     ``"log_probabilities"`` (logits as they are); see :func:`output_kind_of`.
+        feature_statistics (FeatureStatistics or None): Real inputs' feature moments that a
+                    fit matches (``fit(reference_inputs=...)``); None: data-free.
     """
 
     forward_func: Callable
@@ -74,6 +77,7 @@ class TargetModel:
     normalization: Normalization | None
     additional_forward_args: Any = None
     output_kind: OutputKind = "logits"
+    feature_statistics: FeatureStatistics | None = None
 
     def with_args(self, additional_forward_args: Any) -> TargetModel:
         r"""This view with other ``additional_forward_args``."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from captum_netinv._progress import progress_bar
@@ -33,10 +35,10 @@ from captum_netinv.inversion.distributed import (
     to_device,
     wrap_generator,
 )
+from captum_netinv.inversion.feature_statistics import record_inputs
 from captum_netinv.inversion.losses import (
     batchnorm_layers,
     inversion_loss_terms,
-    record_batchnorm_inputs,
     weighted_sum,
 )
 from captum_netinv.inversion.presets import PRESETS
@@ -50,7 +52,11 @@ __all__ = [
     "StepCallback",
     "balanced_targets",
     "check_trainable_settings",
+    "draw_batch",
     "generator_optimizer",
+    "prior_layers",
+    "step_terms",
+    "StepTerms",
     "train_generator",
 ]
 
@@ -104,28 +110,57 @@ def balanced_targets(
     return (torch.randperm(batch_size, generator=rng) + offset) % num_classes
 
 
-def _loss_terms(
+class StepTerms(NamedTuple):
+    r"""
+    One step's forward pass through the frozen model.
+
+    Attributes:
+        terms (dict[str, Tensor]): The unweighted loss terms with a positive weight.
+        logits (Tensor): ``(B, K)`` the model's outputs on the batch it saw.
+        seen (Tensor): ``(B, C, H, W)`` the generated batch as the model saw it (model space,
+                    augmented), attached to the generator's graph: a student in the loop
+                    (:mod:`~captum_netinv.inversion.network.distillation`) reads the same batch.
+    """
+
+    terms: dict[str, Tensor]
+    logits: Tensor
+    seen: Tensor
+
+
+def step_terms(
     generator: nn.Module,
     model: TargetModel,
     settings: InversionSettings,
     *,
     condition: ConditioningBatch,
     z: Tensor,
-    norms: list[nn.modules.batchnorm._BatchNorm],
+    norms: list[nn.Module],
     group: ProcessGroup | None = None,
     autocast: str | None = None,
-) -> tuple[dict[str, Tensor], Tensor]:
+) -> StepTerms:
+    r"""
+    Generates the batch of ``condition`` and ``z``, runs it through ``model`` augmented, and
+    computes the loss terms of ``settings`` (global-batch terms under a process group).
+    ``norms`` come from :func:`prior_layers`.
+    """
     with autocast_context(z.device, autocast):
         images = generator(z, condition)
         model_inputs = model.to_model_space(images)
-        with record_batchnorm_inputs(norms) as norm_inputs:
-            seen = augmented(model_inputs, settings.jitter, settings.zoom)
+        with record_inputs(norms) as recorded:
+            seen = augmented(
+                model_inputs,
+                settings.jitter,
+                settings.zoom,
+                flips=settings.flips,
+                colour_shift=settings.colour_shift,
+            )
             logits, features = model.logits_and_features(seen)
     if autocast is not None:  # forward passes in half precision, loss terms in float32
         images, model_inputs, logits, features = (
             tensor.float() for tensor in (images, model_inputs, logits, features)
         )
-        norm_inputs = [(norm, inputs.float()) for norm, inputs in norm_inputs]
+        recorded = [(layer, inputs.float()) for layer, inputs in recorded]
+    norm_inputs = [(layer, x) for layer, x in recorded if isinstance(layer, _BatchNorm)]
     terms = inversion_loss_terms(
         logits,
         features,
@@ -136,6 +171,9 @@ def _loss_terms(
         batchnorm_inputs=norm_inputs,
         model_inputs=model_inputs,
         similarity=model.pairwise_cosine,
+        feature_statistics=model.feature_statistics,
+        recorded_inputs=recorded,
+        latents=z,
     )
     if group is not None:  # the batch-level terms, on the global batch of all ranks
         terms.update(
@@ -143,7 +181,7 @@ def _loss_terms(
                 features, norm_inputs, settings.loss_weights, group, model.pairwise_cosine
             )
         )
-    return terms, logits
+    return StepTerms(terms=terms, logits=logits, seen=seen)
 
 
 def _step(
@@ -155,12 +193,12 @@ def _step(
     condition: ConditioningBatch,
     z: Tensor,
     step: int,
-    norms: list[nn.modules.batchnorm._BatchNorm],
+    norms: list[nn.Module],
     group: ProcessGroup | None = None,
     autocast: str | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    terms, logits = _loss_terms(
+    terms, logits, _ = step_terms(
         generator,
         model,
         settings,
@@ -195,16 +233,19 @@ def _step(
     return values
 
 
-def _prior_layers(
-    model: TargetModel, settings: InversionSettings
-) -> list[nn.modules.batchnorm._BatchNorm]:
-    r"""The layers whose inputs the BatchNorm prior reads, found once for the whole fit."""
+def prior_layers(model: TargetModel, settings: InversionSettings) -> list[nn.Module]:
+    r"""The layers whose inputs the feature priors read (the BatchNorm layers, the reference
+    statistics' layers), found once for the whole fit; empty where both priors are off."""
+    layers: list[nn.Module] = []
     if settings.loss_weights["batchnorm_statistics"] > 0:
-        return batchnorm_layers(model.forward_func)
-    return []
+        layers += batchnorm_layers(model.forward_func)
+    statistics = model.feature_statistics
+    if statistics is not None and settings.loss_weights["feature_statistics"] > 0:
+        layers += [layer for layer in statistics.layers if all(layer is not x for x in layers)]
+    return layers
 
 
-def _draw(
+def draw_batch(
     settings: InversionSettings,
     *,
     batch_size: int,
@@ -300,7 +341,7 @@ def train_generator(
     group = process_group
     check_autocast(autocast)
     share, rank = local_batch_size(batch_size, group), rank_of(group)
-    norms = _prior_layers(model, settings)
+    norms = prior_layers(model, settings)
     done = start
     generator.train()
     scaler = torch.amp.GradScaler(device.type) if autocast == "float16" else None
@@ -311,7 +352,7 @@ def train_generator(
         progress_bar(total=steps, initial=start, desc=desc, enabled=progress and not rank) as bar,
     ):
         for step in range(start + 1, steps + 1):
-            condition, z = _draw(
+            condition, z = draw_batch(
                 settings,
                 batch_size=share,
                 num_classes=num_classes,

@@ -29,7 +29,7 @@ from captum_netinv.inversion.losses import (
     feature_orthogonality,
     weighted_sum,
 )
-from captum_netinv.inversion.training import _loss_terms
+from captum_netinv.inversion.training import step_terms
 
 WORLD = 2
 SHAPE = (1, 8, 8)
@@ -137,7 +137,7 @@ def _one_step_gradients(model: nn.Module, rows: slice | None, group: Any) -> dic
         z = z[rows]
     norms = batchnorm_layers(model)
     with frozen_parameters(model, generator), wrap_generator(generator, group) as runner:
-        terms, _ = _loss_terms(
+        terms, _, _ = step_terms(
             runner, target_model, settings, condition=condition, z=z, norms=norms, group=group
         )
         weighted_sum(terms, settings.loss_weights).backward()

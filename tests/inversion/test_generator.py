@@ -46,7 +46,9 @@ def test_224_runs() -> None:
 
 
 def test_hot_matrix_joins_the_first_feature_map_as_wide_as_num_classes() -> None:
-    generator = ConditionedGenerator((1, 28, 28), 10, conditioning="matrix", matrix_encoding="hot")
+    generator = ConditionedGenerator(
+        (1, 28, 28), 10, conditioning="matrix", matrix_encoding="hot", upsampling="transposed"
+    )
     # maps are 7, 14, 28: 14 is the first >= 10, so the second up-sampling gets the channel
     assert generator.matrix_stage == 1
     second = generator.stages[1][0]
@@ -64,8 +66,16 @@ def test_projected_matrix_joins_the_first_map_with_a_pixel_per_class(
     # maps of 28x28: 7, 14, 28; of 8x8: 4, 8; of 224x224: 7, 14, 28, 56, ...
     generator = ConditionedGenerator((1, side, side), num_classes, conditioning="matrix")
     assert generator.matrix_stage == stage
-    joined = generator.stages[stage][0] if stage < len(generator.stages) else generator.to_input
+    joined = (
+        _first_convolution(generator.stages[stage])
+        if stage < len(generator.stages)
+        else generator.to_input
+    )
     assert joined.in_channels == generator.widths[stage] + 1
+
+
+def _first_convolution(stage: nn.Module) -> nn.Conv2d | nn.ConvTranspose2d:
+    return next(m for m in stage.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
 
 
 def _class_maps(generator: ConditionedGenerator, num_classes: int) -> torch.Tensor:

@@ -19,7 +19,17 @@ from captum_netinv._utils import excerpt, model_device
 from captum_netinv.inversion.losses import within_class_diversity
 from captum_netinv.inversion.target_model import TargetModel
 
-__all__ = ["InversionEvaluation", "evaluate_samples", "real_diversity"]
+__all__ = [
+    "NEAR_COPY_DISTANCE",
+    "InversionEvaluation",
+    "evaluate_samples",
+    "near_copy_share",
+    "real_diversity",
+]
+
+#: Two samples closer than this root-mean-square pixel distance (in the model's input space) are
+#: near-copies: on [0, 1] images, 0.02 is a difference no person sees.
+NEAR_COPY_DISTANCE = 0.02
 
 
 @dataclass
@@ -47,6 +57,14 @@ class InversionEvaluation:
                     (NaN for a class with fewer than two real inputs).
         diversity_ratio (float or None): ``diversity / real_diversity``.
         diversity_ratio_per_class (Tensor or None): ``(num_classes,)`` the ratio per class.
+        pixel_diversity (float): The within-class diversity of the samples' pixels (flattened
+                    model-space inputs), mean over classes: what a person sees varies.
+        pixel_diversity_per_class (Tensor): ``(num_classes,)`` its value per class.
+        near_copy_share (float): Share of samples with a near-copy in their class
+                    (:func:`near_copy_share`).
+        real_pixel_diversity (float or None): The pixel diversity of the real ``inputs``.
+        pixel_diversity_ratio (float or None): ``pixel_diversity / real_pixel_diversity``.
+        pixel_diversity_ratio_per_class (Tensor or None): The ratio per class.
     """
 
     hit_rate: float
@@ -62,6 +80,12 @@ class InversionEvaluation:
     real_diversity_per_class: Tensor | None = None
     diversity_ratio: float | None = None
     diversity_ratio_per_class: Tensor | None = None
+    pixel_diversity: float = float("nan")
+    pixel_diversity_per_class: Tensor | None = None
+    near_copy_share: float = float("nan")
+    real_pixel_diversity: float | None = None
+    pixel_diversity_ratio: float | None = None
+    pixel_diversity_ratio_per_class: Tensor | None = None
 
     def __str__(self) -> str:
         verifier = (
@@ -72,10 +96,44 @@ class InversionEvaluation:
             if self.real_diversity is None or self.diversity_ratio is None
             else f"real inputs {self.real_diversity:.3f}, ratio {self.diversity_ratio:.2f}"
         )
+        pixels = (
+            ""
+            if self.pixel_diversity_ratio is None
+            else f", pixel diversity ratio {self.pixel_diversity_ratio:.2f}"
+        )
         return (
             f"hit rate {self.hit_rate:.2f}{verifier}, mean confidence "
-            f"{self.mean_confidence:.2f}, diversity {self.diversity:.3f} ({reference})"
+            f"{self.mean_confidence:.2f}, diversity {self.diversity:.3f} ({reference}{pixels}), "
+            f"near-copies {self.near_copy_share:.0%}"
         )
+
+
+def near_copy_share(
+    samples: Tensor, targets: Tensor, distance: float = NEAR_COPY_DISTANCE
+) -> float:
+    r"""
+    The share of ``samples`` whose nearest other sample of the same class lies within
+    ``distance`` (root-mean-square difference of their pixels): copies in all but noise.
+
+    Args:
+        samples (Tensor): ``(N, ...)`` samples.
+        targets (Tensor): ``(N,)`` their classes.
+        distance (float, optional): The largest RMS distance of a near-copy. Default: 0.02
+
+    Returns:
+        *float* in [0, 1].
+
+    Examples::
+
+        >>> near_copy_share(torch.zeros(3, 1, 2, 2), torch.tensor([0, 0, 1]))
+        0.6666666865348816
+    """
+    flat = samples.detach().flatten(1).float()
+    gaps = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
+    same = targets.to(flat.device)[:, None] == targets.to(flat.device)[None, :]
+    same.fill_diagonal_(False)
+    close = (gaps <= distance) & same
+    return float(close.any(dim=1).float().mean())
 
 
 def real_diversity(
@@ -160,6 +218,15 @@ def evaluate_samples(
         .view(num_classes, -1)
     )
     reference = None if inputs is None else real_diversity(model, inputs, labels, num_classes)
+    pixel_diversity = within_class_diversity(samples.flatten(1), targets, num_classes)
+    real_pixels = None
+    if inputs is not None:
+        real_labels = (
+            labels
+            if labels is not None
+            else model.evaluated(inputs.to(model_device(model.forward_func)))[0].argmax(dim=1)
+        )
+        real_pixels = within_class_diversity(inputs.flatten(1), real_labels.cpu(), num_classes)
     return InversionEvaluation(
         hit_rate=float(hits.mean()),
         hit_rate_per_class=hits.mean(dim=1),
@@ -175,4 +242,16 @@ def evaluate_samples(
             None if reference is None else float(diversity.nanmean() / reference.nanmean())
         ),
         diversity_ratio_per_class=None if reference is None else diversity / reference,
+        pixel_diversity=float(pixel_diversity.nanmean()),
+        pixel_diversity_per_class=pixel_diversity,
+        near_copy_share=near_copy_share(samples, targets),
+        real_pixel_diversity=None if real_pixels is None else float(real_pixels.nanmean()),
+        pixel_diversity_ratio=(
+            None
+            if real_pixels is None
+            else float(pixel_diversity.nanmean() / real_pixels.nanmean())
+        ),
+        pixel_diversity_ratio_per_class=(
+            None if real_pixels is None else pixel_diversity / real_pixels
+        ),
     )

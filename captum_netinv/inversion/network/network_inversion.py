@@ -24,7 +24,7 @@ from captum_netinv.inversion.base import _InversionBase, fit_progress
 from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group
-from captum_netinv.inversion.generator import VectorEncoder
+from captum_netinv.inversion.generator import Upsampling, VectorEncoder
 from captum_netinv.inversion.network.concepts import class_concept
 from captum_netinv.inversion.network.counterfeits import counterfeit_settings, search_counterfeits
 from captum_netinv.inversion.network.evaluation import InversionEvaluation, evaluate_samples
@@ -90,6 +90,9 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         device_ids: list[int] | None = None,
         vector_encoder: VectorEncoder | None = None,
         matrix_encoding: MatrixEncoding | None = None,
+        upsampling: Upsampling | None = None,
+        flips: bool | None = None,
+        colour_shift: float | None = None,
         preset: str | Preset = "default",
     ) -> None:
         r"""
@@ -133,6 +136,15 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             vector_encoder (str, optional): ``"mlp"`` or ``"none"`` (the soft vector joined
                         to ``z`` as it is). Default: ``"mlp"``
             matrix_encoding (str, optional): ``"projection"``, ``"hot"``. Default: ``"projection"``
+            upsampling (str, optional): How the default generator doubles its feature maps:
+                        ``"resize"`` (resize, then convolve: no checkerboards) or
+                        ``"transposed"``. Default: ``"resize"``
+            flips (bool, optional): Mirror a random half of what the model sees in
+                        :meth:`fit`; only for models whose classes survive a mirror.
+                        Default: False
+            colour_shift (float, optional): Per-sample, per-channel colour shift of what the
+                        model sees in :meth:`fit` (:func:`~captum_netinv.inversion.augmented`).
+                        Default: 0.0
             preset (str or Preset, optional): ``"default"`` or ``"paper"``
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """
@@ -150,6 +162,9 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             zoom=zoom,
             vector_encoder=vector_encoder,
             matrix_encoding=matrix_encoding,
+            upsampling=upsampling,
+            flips=flips,
+            colour_shift=colour_shift,
         )
         # the counterfeit companion: its fit's key, the inversion, the forward arguments it
         # was fitted with (kept alive, so that their ids in the key stay theirs)
@@ -181,6 +196,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         autocast: str | None = None,
         show_progress: bool | None = None,
         internal_batch_size: int | None = None,
+        reference_inputs: Tensor | None = None,
     ) -> History:
         r"""
         Trains the generator through the frozen model with Adam
@@ -228,6 +244,13 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             internal_batch_size (int, optional): Refused with a ``TypeError`` naming
                         ``batch_size``: a fit sends each step's samples through the model in
                         one forward pass. Default: None
+            reference_inputs (Tensor, optional): A few real model-space inputs ``(N, C, H,
+                        W)``, N >= 2 (a few hundred, classes mixed, are plenty): the fit then
+                        matches the per-channel means and standard deviations of the inputs of
+                        every convolution and linear layer on them (the ``feature_statistics``
+                        term, DeepInversion's BatchNorm prior for any model;
+                        :mod:`~captum_netinv.inversion.feature_statistics`). The method is then
+                        no longer data-free; a resumed fit needs them again. Default: None
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step for each loss term,
@@ -245,7 +268,9 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         """
         progress = fit_progress(progress, show_progress, internal_batch_size)
         group = fit_group(process_group, batch_size, autocast)
-        self._ensure_input_shape(inputs, additional_forward_args)
+        # without an input shape or example inputs, the reference inputs give the shape
+        shape_source = reference_inputs if inputs is None and self.input_shape is None else inputs
+        self._ensure_input_shape(shape_source, additional_forward_args)
         return self._run_fit(
             steps=steps,
             batch_size=batch_size,
@@ -258,6 +283,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             additional_forward_args=additional_forward_args,
             group=group,
             autocast=autocast,
+            reference_inputs=reference_inputs,
         )
 
     def _first_call_fit(self, *, extra_args: Any, caller: str) -> None:

@@ -34,7 +34,7 @@ from captum_netinv.inversion.base import _InversionBase, fit_progress
 from captum_netinv.inversion.checkpoint import write_atomically
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group, identical_on_ranks
-from captum_netinv.inversion.generator import VectorEncoder
+from captum_netinv.inversion.generator import Upsampling, VectorEncoder
 from captum_netinv.inversion.neuron.evaluation import NeuronEvaluation, evaluate_neurons
 from captum_netinv.inversion.neuron.selectors import chosen_neurons, resolve_neuron_selector
 from captum_netinv.inversion.neuron.target import (
@@ -122,6 +122,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         device_ids: list[int] | None = None,
         vector_encoder: VectorEncoder | None = None,
         matrix_encoding: MatrixEncoding | None = None,
+        upsampling: Upsampling | None = None,
+        flips: bool | None = None,
+        colour_shift: float | None = None,
         preset: str | Preset = "neuron",
         reach_gate: bool = True,
     ) -> None:
@@ -160,6 +163,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             device_ids (list[int], optional): As in NetworkInversion.
             vector_encoder (str, optional): As in NetworkInversion.
             matrix_encoding (str, optional): As in NetworkInversion.
+            upsampling (str, optional): As in NetworkInversion. Default: ``"transposed"``
+            flips (bool, optional): As in NetworkInversion. Default: False
+            colour_shift (float, optional): As in NetworkInversion. Default: 0.0
             preset (str or Preset, optional): The preset whose settings fill those left None
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default:
                         ``"neuron"`` (:data:`~captum_netinv.inversion.presets.NEURON`)
@@ -183,6 +189,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             zoom=zoom,
             vector_encoder=vector_encoder,
             matrix_encoding=matrix_encoding,
+            upsampling=upsampling,
+            flips=flips,
+            colour_shift=colour_shift,
         )
         self._set_unit_arguments(
             layer=layer, neurons=neurons, neuron_reduction=neuron_reduction, reach_gate=reach_gate
