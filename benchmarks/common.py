@@ -136,14 +136,14 @@ def verifier_features(mlp: nn.Module, images: Tensor) -> Tensor:
 
 
 class VerifierMLP(nn.Module):
-    """784-512-256-10 with ReLU."""
+    """784-512-256-10 with ReLU (``in_features``-512-256-``num_classes`` for other data)."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_features: int = 784, num_classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU()
+            nn.Flatten(), nn.Linear(in_features, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU()
         )
-        self.head = nn.Linear(256, 10)
+        self.head = nn.Linear(256, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -167,12 +167,13 @@ class _Block(nn.Module):
 
 
 class ResCNN(nn.Module):
-    """A small residual CNN with BatchNorm: stem 32, two blocks at 28 and 14 pixels, 64 at 7."""
+    """A small residual CNN with BatchNorm: stem 32, two blocks at 28 and 14 pixels, 64 at 7
+    (at 32 pixels: 32, 16 and 8), global average pooling."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            *_conv_bn(1, 32),
+            *_conv_bn(in_channels, 32),
             nn.ReLU(),
             _Block(32),
             nn.MaxPool2d(2),
@@ -180,7 +181,7 @@ class ResCNN(nn.Module):
         layers += [_Block(32), *_conv_bn(32, 64, stride=2), nn.ReLU()]  # 14, then down to 7
         layers += [_Block(64), nn.AdaptiveAvgPool2d(1), nn.Flatten()]  # 7 pixels
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(64, 10)
+        self.head = nn.Linear(64, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -189,15 +190,15 @@ class ResCNN(nn.Module):
 class WideCNN(nn.Module):
     """A wide plain CNN without BatchNorm: 5x5 convs of 64 and 128 channels, 256 hidden."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, side: int = 28) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for in_channels, out_channels in ((1, 64), (64, 128)):
-            convolution = nn.Conv2d(in_channels, out_channels, 5, padding=2)
+        for channels_in, channels_out in ((in_channels, 64), (64, 128)):
+            convolution = nn.Conv2d(channels_in, channels_out, 5, padding=2)
             layers += [convolution, nn.ReLU(), nn.MaxPool2d(2)]
-        layers += [nn.Flatten(), nn.Linear(128 * 7 * 7, 256), nn.ReLU()]
+        layers += [nn.Flatten(), nn.Linear(128 * (side // 4) ** 2, 256), nn.ReLU()]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(256, 10)
+        self.head = nn.Linear(256, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

@@ -1,4 +1,4 @@
-"""Small reference classifiers (LeNet-5, an MLP) and a deterministic training loop.
+"""Small reference classifiers (LeNet-5, an MLP, a colour CNN) and a deterministic training loop.
 
 The demo, the tests, the tutorials and the benchmarks train their models with these, so every
 part of the project inverts and labels the same architectures.
@@ -16,6 +16,7 @@ from captum_netinv._progress import progress_bar
 __all__ = [
     "LeNet5",
     "MLP",
+    "ShapesCNN",
     "accuracy",
     "train_classifier",
 ]
@@ -83,6 +84,46 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+class ShapesCNN(nn.Module):
+    r"""
+    Small CNN for ``(3, 32, 32)`` colour images in [0, 1], such as
+    :func:`~captum_netinv.examples.shapes.coloured_shapes`.
+
+    Three 3x3 convolutions (16, 32, 64 channels), each followed by ReLU and 2x2 max pooling,
+    then ``fc1`` (128 units) and ``fc2`` (the logits); layers named ``conv1`` .. ``conv3``,
+    ``fc1``, ``fc2`` for the attribution classes.
+
+    Args:
+        num_classes (int, optional): Number of output logits. Default: 9
+        batch_norm (bool, optional): Insert ``BatchNorm2d`` after each convolution. Default:
+                    False
+
+    Examples::
+
+        >>> ShapesCNN()(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 9])
+    """
+
+    def __init__(self, num_classes: int = 9, batch_norm: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
+        self.bn1: nn.Module = nn.BatchNorm2d(16) if batch_norm else nn.Identity()
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
+        self.bn2: nn.Module = nn.BatchNorm2d(32) if batch_norm else nn.Identity()
+        self.conv3 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.bn3: nn.Module = nn.BatchNorm2d(64) if batch_norm else nn.Identity()
+        self.pool = nn.MaxPool2d(2)
+        self.relu = nn.ReLU()
+        self.fc1 = nn.Linear(64 * 4 * 4, 128)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(self.relu(self.bn1(self.conv1(x))))
+        x = self.pool(self.relu(self.bn2(self.conv2(x))))
+        x = self.pool(self.relu(self.bn3(self.conv3(x))))
+        return self.fc2(self.relu(self.fc1(x.flatten(1))))
 
 
 def train_classifier(

@@ -7,7 +7,7 @@ The methods live beside this machinery: :mod:`captum_netinv.inversion.network`
 """
 
 from captum_netinv._moved import moved_attribute
-from captum_netinv.inversion.augmentation import augmented, jittered
+from captum_netinv.inversion.augmentation import augmented, colour_shifted, flipped, jittered
 from captum_netinv.inversion.conditioning import (
     CONDITIONING_MODES,
     ConditioningBatch,
@@ -36,7 +36,9 @@ __all__ = [
     "NonFiniteLossError",
     "Preset",
     "augmented",
+    "colour_shifted",
     "draw_conditioning",
+    "flipped",
     "hot_matrices",
     "jittered",
     "sampling_mode",
