@@ -84,6 +84,7 @@ PAPER = Preset(
         "vector_encoder": "none",
         "matrix_encoding": "hot",
         "upsampling": "transposed",
+        "colour_shift": 0.0,
         "loss_weights": dict.fromkeys(IMAGE_PRIORS, 0.0),
     },
 )

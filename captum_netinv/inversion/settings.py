@@ -36,6 +36,7 @@ from captum_netinv.inversion.generator import (
 from captum_netinv.inversion.losses import resolve_loss_weights
 
 __all__ = [
+    "AUTO_COLOUR_SHIFT",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_LR",
     "DEFAULT_STEPS",
@@ -56,6 +57,9 @@ DEFAULT_LR = 2e-3
 #: ``(mean, std)`` of the model's input normalization as ``(1, C, 1, 1)`` tensors.
 Normalization = tuple[Tensor, Tensor]
 _NormalizationArgument = tuple[Sequence[float] | float, Sequence[float] | float] | None
+#: The colour shift of colour inputs when ``colour_shift`` is None (the default): chosen on the
+#: colour protocol's tuning run (benchmarks/RESULTS.md, issue 21).
+AUTO_COLOUR_SHIFT = 0.1
 #: The settings a saved file without the key had: no jitter and no zoom (before they existed), the
 #: MLP vector encoder and the pooled hot matrix (before presets), the default preset, transposed
 #: convolutions, no flips and no colour shift (before issue 21).
@@ -96,9 +100,11 @@ class InversionSettings:
                     its feature maps (:data:`~captum_netinv.inversion.generator.Upsampling`).
         flips (bool): Mirror a random half of the samples the model sees in a fit (left-right);
                     for models whose classes do not change under a mirror.
-        colour_shift (float): Strength of the per-sample, per-channel colour shift of what the
-                    model sees in a fit: every channel scaled by ``exp(U[-s, s])`` and moved by
-                    ``U[-s, s]`` in model space (Plug-In Inversion's colour jitter); 0: none.
+        colour_shift (float or None): Strength of the per-sample, per-channel colour shift of
+                    what the model sees in a fit: every channel scaled by ``exp(U[-s, s])`` and
+                    moved by ``U[-s, s]`` in model space (Plug-In Inversion's colour jitter);
+                    0: none; None: :data:`AUTO_COLOUR_SHIFT` for inputs of several channels,
+                    0 for one channel (:meth:`colour_shift_for`).
         preset (str): Name of the preset these settings started from (a label: every value
                     above is explicit).
 
@@ -124,7 +130,7 @@ class InversionSettings:
     matrix_encoding: MatrixEncoding = "projection"
     upsampling: Upsampling = "resize"
     flips: bool = False
-    colour_shift: float = 0.0
+    colour_shift: float | None = None
     preset: str = "default"
 
     def __post_init__(self) -> None:
@@ -134,7 +140,10 @@ class InversionSettings:
         _check_number(self.vector_scale, "vector_scale", "> 0", lambda v: v > 0)
         _check_number(self.vector_margin, "vector_margin", ">= 0", lambda v: v >= 0)
         _check_number(self.zoom, "zoom", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
-        _check_number(self.colour_shift, "colour_shift", "in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+        if self.colour_shift is not None:
+            _check_number(
+                self.colour_shift, "colour_shift", "in [0, 1] or None", lambda v: 0.0 <= v <= 1.0
+            )
         if self.upsampling not in UPSAMPLINGS:
             raise ValueError(f"`upsampling` must be one of {UPSAMPLINGS}, got {self.upsampling!r}")
         if not isinstance(self.jitter, int) or isinstance(self.jitter, bool) or self.jitter < 0:
@@ -152,8 +161,10 @@ class InversionSettings:
         self._set("loss_weights", resolve_loss_weights(self.loss_weights))
         self._set("input_range", _checked_range(self.input_range))
         self._set("input_normalization", _checked_normalization(self.input_normalization))
-        for name in ("dropout", "vector_scale", "vector_margin", "zoom", "colour_shift"):
+        for name in ("dropout", "vector_scale", "vector_margin", "zoom"):
             self._set(name, float(getattr(self, name)))
+        if self.colour_shift is not None:
+            self._set("colour_shift", float(self.colour_shift))
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -171,6 +182,14 @@ class InversionSettings:
             vector_margin=self.vector_margin,
             matrix_encoding=self.matrix_encoding,
         )
+
+    def colour_shift_for(self, channels: int) -> float:
+        r"""The colour shift a fit applies to inputs of ``channels`` channels: the set value,
+        or for None :data:`AUTO_COLOUR_SHIFT` with several channels and 0 with one (a grey
+        image's "colour" is its brightness, which the shift would jitter)."""
+        if self.colour_shift is not None:
+            return self.colour_shift
+        return AUTO_COLOUR_SHIFT if channels > 1 else 0.0
 
     def replace(self, **changes: Any) -> InversionSettings:
         r"""These settings with ``changes`` applied (validated again)."""

@@ -152,7 +152,7 @@ def step_terms(
                 settings.jitter,
                 settings.zoom,
                 flips=settings.flips,
-                colour_shift=settings.colour_shift,
+                colour_shift=settings.colour_shift_for(model_inputs.shape[1]),
             )
             logits, features = model.logits_and_features(seen)
     if autocast is not None:  # forward passes in half precision, loss terms in float32

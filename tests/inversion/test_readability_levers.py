@@ -213,3 +213,14 @@ def test_evaluate_reports_pixel_diversity_against_real_inputs(
     )
     assert 0.0 <= evaluation.near_copy_share <= 1.0
     assert "near-copies" in str(evaluation)
+
+
+def test_the_default_colour_shift_is_for_colour_inputs_only() -> None:
+    settings = InversionSettings()
+    assert settings.colour_shift is None
+    assert settings.colour_shift_for(3) == 0.1 and settings.colour_shift_for(1) == 0.0
+    assert settings.replace(colour_shift=0.3).colour_shift_for(1) == 0.3
+    assert PAPER.settings().colour_shift_for(3) == 0.0
+    assert InversionSettings.from_dict({}).colour_shift_for(3) == 0.0  # files from before
+    with pytest.raises(ValueError, match="colour_shift"):
+        InversionSettings(colour_shift=1.5)

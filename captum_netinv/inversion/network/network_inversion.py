@@ -143,8 +143,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         :meth:`fit`; only for models whose classes survive a mirror.
                         Default: False
             colour_shift (float, optional): Per-sample, per-channel colour shift of what the
-                        model sees in :meth:`fit` (:func:`~captum_netinv.inversion.augmented`).
-                        Default: 0.0
+                        model sees in :meth:`fit` (:func:`~captum_netinv.inversion.augmented`);
+                        None: 0.1 for colour inputs, 0 for one channel. Default: None
             preset (str or Preset, optional): ``"default"`` or ``"paper"``
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """

@@ -165,7 +165,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             matrix_encoding (str, optional): As in NetworkInversion.
             upsampling (str, optional): As in NetworkInversion. Default: ``"transposed"``
             flips (bool, optional): As in NetworkInversion. Default: False
-            colour_shift (float, optional): As in NetworkInversion. Default: 0.0
+            colour_shift (float, optional): As in NetworkInversion. Default: None
             preset (str or Preset, optional): The preset whose settings fill those left None
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default:
                         ``"neuron"`` (:data:`~captum_netinv.inversion.presets.NEURON`)
