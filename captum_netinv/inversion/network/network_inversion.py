@@ -27,6 +27,7 @@ from captum_netinv.inversion.distributed import fit_group
 from captum_netinv.inversion.generator import Upsampling, VectorEncoder
 from captum_netinv.inversion.network.concepts import class_concept
 from captum_netinv.inversion.network.counterfeits import counterfeit_settings, search_counterfeits
+from captum_netinv.inversion.network.distillation import DistillationResult, distill_inversion
 from captum_netinv.inversion.network.evaluation import InversionEvaluation, evaluate_samples
 from captum_netinv.inversion.presets import Preset, preset_named
 from captum_netinv.inversion.sampling import targets_from
@@ -638,6 +639,29 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             max_draws=max_draws,
             seed=seed,
         )
+
+    @log_usage()
+    def distill(self, student: nn.Module, **options: Any) -> DistillationResult:
+        r"""
+        Trains ``student`` on freshly generated batches alone (data-free distillation) while
+        the generator keeps training and seeks the student's disagreement with the model;
+        the arguments and what is recorded are those of
+        :func:`~captum_netinv.inversion.network.distillation.distill_inversion`.
+
+        Args:
+            student (nn.Module): Maps the model's inputs to ``(B, num_classes)`` logits.
+            **options: ``steps``, ``batch_size``, ``lr``, ``seed``, ``progress`` and the
+                        schedule (``student_lr``, ``disagreement_weight``, ...) of
+                        :func:`~captum_netinv.inversion.network.distillation.distill_student`.
+
+        Returns:
+            :class:`~captum_netinv.inversion.network.distillation.DistillationResult`.
+
+        Examples::
+
+            >>> result = inversion.distill(LeNet5(), steps=3000, seed=0, progress=False)
+        """
+        return distill_inversion(self, student, **options)
 
     def _counterfeit_companion(
         self,
