@@ -10,7 +10,9 @@ import math
 import numbers
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -295,6 +297,59 @@ def _student_step(
     return loss.detach()
 
 
+def _book(
+    values: dict[str, float],
+    *,
+    losses: list[Tensor],
+    step: int,
+    record: History,
+    history: History | None,
+    bar: Any,
+) -> None:
+    r"""A round's bookkeeping: the student's mean loss into ``values`` (checked finite), the
+    student's values into ``record``, the generator's into ``history``, the progress bar."""
+    values["student_loss"] = torch.stack(losses).mean().item()
+    _check_finite(values, step)
+    for key in ("student_loss", "disagreement", "agreement"):
+        record.setdefault(key, []).append(values[key])
+    if history is not None:
+        _record({k: v for k, v in values.items() if k not in record}, history)
+    bar.update()
+    bar.set_postfix(student=f"{values['student_loss']:.3f}", agree=f"{values['agreement']:.2f}")
+
+
+def _student_round(
+    student: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: nn.Module,
+    model: TargetModel,
+    settings: InversionSettings,
+    *,
+    first: tuple[Tensor, Tensor],
+    fresh_batch: Callable[[], tuple[ConditioningBatch, Tensor]],
+    norms: list[nn.Module],
+    student_steps: int,
+    temperature: float,
+) -> list[Tensor]:
+    r"""The student's steps of a round: on the round's batch ``first`` (inputs, model logits),
+    then on fresh batches of the generator; their losses."""
+    seen, logits = first
+    losses = []
+    for student_step in range(student_steps):
+        if student_step > 0:
+            with torch.no_grad():
+                condition, z = fresh_batch()
+                _, logits, seen = step_terms(
+                    generator, model, settings, condition=condition, z=z, norms=norms
+                )
+        losses.append(
+            _student_step(
+                student, optimizer, inputs=seen, model_logits=logits, temperature=temperature
+            )
+        )
+    return losses
+
+
 def distill_student(
     student: nn.Module,
     generator: nn.Module,
@@ -318,62 +373,26 @@ def distill_student(
     desc: str = "NetworkInversion distill",
 ) -> DistillationResult:
     r"""
-    Trains ``student`` data-free beside ``generator``, through the frozen model (eval mode,
-    parameters frozen, both restored after). Each round:
-
-    1. the generator takes one Adam step on the loss terms of ``settings`` (as in
-       :func:`~captum_netinv.inversion.training.train_generator`) minus
-       ``disagreement_weight`` times the Jensen-Shannon divergence of the student's and the
-       model's softened outputs (:func:`jensen_shannon`; Adaptive DeepInversion's
-       competition term), averaged over the batch and, when ``agreeing_only``, counted only
-       on samples whose argmax class both share; none in the first ``warmup_steps`` rounds;
-    2. the student takes ``student_steps`` Adam steps on :func:`distillation_loss`: the
-       first on the round's batch, detached, as the model saw it (augmented), the others on
-       fresh batches of the updated generator.
+    Trains ``student`` data-free beside ``generator``, through the frozen model. Each round
+    the generator takes one Adam step on the loss terms of ``settings`` minus
+    ``disagreement_weight`` times :func:`jensen_shannon` of the student's and the model's
+    softened outputs (on samples both classify alike when ``agreeing_only``; none in the first
+    ``warmup_steps`` rounds); then the student takes ``student_steps`` Adam steps on
+    :func:`distillation_loss`, the first on the round's detached batch, the others on fresh ones.
 
     Args:
-        student (nn.Module): The network to train, in place; it must map model-space
-                    inputs to ``(B, num_classes)`` logits and live on the model's device.
-        generator (nn.Module): The inversion's generator, trained in place.
-        model (TargetModel): The frozen model and its feature layer.
-        settings (InversionSettings): The inversion's settings (loss weights, jitter, ...).
-        num_classes (int): The model's number of classes.
-        rng (torch.Generator): Source of the targets, conditioning and latent codes.
-        steps (int): Rounds.
-        batch_size (int): Generated samples per round (classes balanced), >= 2.
-        lr (float): Adam learning rate of the generator.
-        student_lr (float, optional): Adam learning rate of the student. Default: 1e-3
-        student_steps (int, optional): Student steps per round. Default: 1
-        disagreement_weight (float, optional): Weight of the disagreement term; 0 leaves
-                    the generator on its inversion loss (DAFL-like). Default: 1.0
-        temperature (float, optional): Softening of the outputs in both losses. Default: 3.0
-        warmup_steps (int, optional): First rounds without the disagreement term.
-                    Default: 0
-        agreeing_only (bool, optional): Count the disagreement only on samples whose
-                    classes the student and the model agree on. Default: True
-        history (History, optional): Appended with the generator's values of each round
-                    (its loss terms, ``"loss"`` without the disagreement term, ``"hit_rate"``),
-                    as :func:`~captum_netinv.inversion.training.train_generator` does.
-        progress (bool, optional): Show a progress bar. Default: True
-        callback (StepCallback, optional): Called as ``callback(step, values)`` after each
-                    round with the generator's values and ``"student_loss"``,
-                    ``"disagreement"``, ``"agreement"``; True stops the rounds.
-        desc (str, optional): The progress bar's label. Default: ``"NetworkInversion distill"``
+        student (nn.Module): Trained in place; ``(B, num_classes)`` logits of model inputs.
+        generator, model, settings, num_classes, rng, steps, batch_size, lr: As for
+                    :func:`~captum_netinv.inversion.training.train_generator` (the generator
+                    is trained in place; ``steps`` counts rounds).
+        student_lr, student_steps, disagreement_weight, temperature, warmup_steps,
+                    agreeing_only (optional): The schedule above (defaults 1e-3, 1, 1.0, 3.0,
+                    0, True; ``disagreement_weight=0``: DAFL-like, no competition).
+        history, progress, callback, desc (optional): As in
+                    :func:`~captum_netinv.inversion.training.train_generator`.
 
     Returns:
         :class:`DistillationResult`.
-
-    Raises:
-        NonFiniteLossError: a loss became NaN or infinite (the generator keeps the weights of
-                    the round before).
-
-    Examples::
-
-        >>> result = distill_student(student, generator, model, settings, num_classes=10,
-        ...                          rng=torch.Generator().manual_seed(0), steps=500,
-        ...                          batch_size=64, lr=2e-3, progress=False)
-        >>> result.history["agreement"][-1]
-        0.95
     """
     _check_schedule(
         steps=steps,
@@ -392,11 +411,9 @@ def distill_student(
     record: History = {}
     done, started = 0, time.perf_counter()
 
-    def fresh_batch() -> tuple[ConditioningBatch, Tensor]:
-        return draw_batch(
-            settings, batch_size=batch_size, num_classes=num_classes, rng=rng, device=device
-        )
-
+    fresh_batch = partial(
+        draw_batch, settings, batch_size=batch_size, num_classes=num_classes, rng=rng, device=device
+    )
     generator.train()
     student_training = student.training
     with (
@@ -420,34 +437,20 @@ def distill_student(
                     step=step,
                 )
                 student.train()
-                losses = []
-                for student_step in range(student_steps):
-                    if student_step > 0:
-                        with torch.no_grad():
-                            condition, z = fresh_batch()
-                            _, logits, seen = step_terms(
-                                generator, model, settings, condition=condition, z=z, norms=norms
-                            )
-                    losses.append(
-                        _student_step(
-                            student,
-                            student_adam,
-                            inputs=seen,
-                            model_logits=logits,
-                            temperature=temperature,
-                        )
-                    )
-                values["student_loss"] = torch.stack(losses).mean().item()
-                _check_finite(values, step)
-                for key in ("student_loss", "disagreement", "agreement"):
-                    record.setdefault(key, []).append(values[key])
-                if history is not None:
-                    _record({k: v for k, v in values.items() if k not in record}, history)
-                done = step
-                bar.update()
-                bar.set_postfix(
-                    student=f"{values['student_loss']:.3f}", agree=f"{values['agreement']:.2f}"
+                losses = _student_round(
+                    student,
+                    student_adam,
+                    generator,
+                    model,
+                    settings,
+                    first=(seen, logits),
+                    fresh_batch=fresh_batch,
+                    norms=norms,
+                    student_steps=student_steps,
+                    temperature=temperature,
                 )
+                _book(values, losses=losses, step=step, record=record, history=history, bar=bar)
+                done = step
                 if callback is not None and callback(step, values):
                     break
         finally:

@@ -102,14 +102,11 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         Args:
             forward_func (Callable or nn.Module): The classifier, returning ``(batch,
                         num_classes)`` logits; never modified (eval mode in fits, hooks removed).
-            layer (nn.Module, optional): Layer whose features feed the diversity terms and
-                        measure. Default: the input of the last ``nn.Linear``.
-            input_shape (tuple[int, int, int], optional): ``(C, H, W)`` of one input.
-                        Default: read from the ``inputs`` example batch of :meth:`fit`.
-            num_classes (int, optional): Number of classes. Default: found by a forward pass.
-            conditioning (str, optional): ``"label"`` (learned embedding), ``"vector"`` (soft
-                        vector), ``"matrix"`` (class matrix joined to a feature map) or
-                        ``"vector+matrix"``. Default: ``"vector"``
+            layer (nn.Module, optional): The diversity terms' layer (default: last Linear's input).
+            input_shape, num_classes (optional): ``(C, H, W)`` of one input (default: from
+                        :meth:`fit`'s ``inputs``) and the class count (default: a forward pass).
+            conditioning (str, optional): ``"label"``, ``"vector"`` (soft vector),
+                        ``"matrix"`` or ``"vector+matrix"``. Default: ``"vector"``
             generator (nn.Module, optional): ``generator(z, condition)`` of ``z`` ``(B,
                         latent_dim)`` and a :class:`~captum_netinv.inversion.ConditioningBatch`
                         gives ``(B, *input_shape)`` values in ``input_range``. Default: a
@@ -124,28 +121,20 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         the model sees ``(x - mean) / std``, samples come in that space.
             attribute_to_layer_input (bool, optional): Read ``layer``'s input, not its output.
                         Default: True for the default layer, False for a given one.
-            sample_with_dropout (bool, optional): Keep dropout on when sampling. Default: True
+            sample_with_dropout (bool, optional): Dropout on when sampling (default True).
             vector_scale (float, optional): Standard deviation of the soft vectors' Gaussian
                         draws (larger: peakier). Default: 3.0
             vector_margin (float, optional): Lead of the target's logit over the runner-up in
                         a soft vector (0: the paper's plain draw). Default: 1.0
-            jitter (int, optional): Largest random shift, in pixels, of what the model sees in
-                        :meth:`fit` (:func:`~captum_netinv.inversion.augmented`). Default: 2
-            zoom (float, optional): Largest relative zoom of each sample the model sees in
-                        :meth:`fit`; 0: one shift for the whole batch. Default: 0.1
-            device_ids (list[int], optional): Devices of a ``DataParallel`` model, as in Captum.
-            vector_encoder (str, optional): ``"mlp"`` or ``"none"`` (the soft vector joined
-                        to ``z`` as it is). Default: ``"mlp"``
-            matrix_encoding (str, optional): ``"projection"``, ``"hot"``. Default: ``"projection"``
-            upsampling (str, optional): How the default generator doubles its feature maps:
-                        ``"resize"`` (resize, then convolve: no checkerboards) or
-                        ``"transposed"``. Default: ``"resize"``
-            flips (bool, optional): Mirror a random half of what the model sees in
-                        :meth:`fit`; only for models whose classes survive a mirror.
-                        Default: False
-            colour_shift (float, optional): Per-sample, per-channel colour shift of what the
-                        model sees in :meth:`fit` (:func:`~captum_netinv.inversion.augmented`);
-                        None: 0.1 for colour inputs, 0 for one channel. Default: None
+            jitter, zoom (optional): Largest shift (pixels, default 2) and relative zoom
+                        (default 0.1; 0: one roll per batch) of what :meth:`fit` shows the model.
+            device_ids (list[int], optional): A ``DataParallel`` model's devices, as in Captum.
+            vector_encoder, matrix_encoding (optional): ``"mlp"`` / ``"none"`` and
+                        ``"projection"`` / ``"hot"``. Defaults: ``"mlp"``, ``"projection"``
+            upsampling, flips (optional): ``"resize"`` / ``"transposed"``; mirror half of
+                        what the model sees in :meth:`fit`.
+            colour_shift (float, optional): Colour jitter in :meth:`fit`; None: 0.1 for colour
+                        inputs, 0 for grey (:func:`~captum_netinv.inversion.augmented`).
             preset (str or Preset, optional): ``"default"`` or ``"paper"``
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """
@@ -243,15 +232,10 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             show_progress (bool, optional): Captum's name for ``progress`` (Captum's methods
                         default to False, our fits to True). Default: None
             internal_batch_size (int, optional): Refused with a ``TypeError`` naming
-                        ``batch_size``: a fit sends each step's samples through the model in
-                        one forward pass. Default: None
-            reference_inputs (Tensor, optional): A few real model-space inputs ``(N, C, H,
-                        W)``, N >= 2 (a few hundred, classes mixed, are plenty): the fit then
-                        matches the per-channel means and standard deviations of the inputs of
-                        every convolution and linear layer on them (the ``feature_statistics``
-                        term, DeepInversion's BatchNorm prior for any model;
-                        :mod:`~captum_netinv.inversion.feature_statistics`). The method is then
-                        no longer data-free; a resumed fit needs them again. Default: None
+                        ``batch_size`` (one forward pass per step). Default: None
+            reference_inputs (Tensor, optional): Real model-space inputs ``(N, C, H, W)``
+                        whose layer statistics the fit matches (no longer data-free;
+                        :mod:`~captum_netinv.inversion.feature_statistics`). Default: None
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step for each loss term,

@@ -145,27 +145,18 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         Default: read from the ``inputs`` of :meth:`fit`.
             attribute_to_layer_input (bool, optional): Invert the units of the layer's input.
                         Default: False
-            conditioning (str, optional): As in NetworkInversion.
-            generator (nn.Module, optional): As in NetworkInversion.
-            latent_dim (int, optional): As in NetworkInversion.
-            dropout (float, optional): As in NetworkInversion.
+            conditioning, generator, latent_dim, dropout (optional): As in NetworkInversion.
             loss_weights (dict, optional): Overrides of the preset's weights; the
                         ``"neuron"`` preset's diversity weights are
                         :data:`~captum_netinv.inversion.neuron.neuron_inversion.NEURON_LOSS_WEIGHTS`.
-            input_range (tuple[float, float], optional): As in NetworkInversion.
-            input_normalization (tuple, optional): As in NetworkInversion.
-            sample_with_dropout (bool, optional): As in NetworkInversion.
-            vector_scale (float, optional): As in NetworkInversion.
-            vector_margin (float, optional): As in NetworkInversion.
+            input_range, input_normalization, sample_with_dropout, vector_scale,
+                        vector_margin (optional): As in NetworkInversion.
             jitter (int, optional): As in NetworkInversion. Default: 0 (the ``"neuron"``
                         preset: the unit must fire on the generated sample itself)
             zoom (float, optional): As in NetworkInversion. Default: 0.0
-            device_ids (list[int], optional): As in NetworkInversion.
-            vector_encoder (str, optional): As in NetworkInversion.
-            matrix_encoding (str, optional): As in NetworkInversion.
-            upsampling (str, optional): As in NetworkInversion. Default: ``"transposed"``
-            flips (bool, optional): As in NetworkInversion. Default: False
-            colour_shift (float, optional): As in NetworkInversion. Default: None
+            device_ids, vector_encoder, matrix_encoding (optional): As in NetworkInversion.
+            upsampling, flips, colour_shift (optional): As in NetworkInversion; the
+                        ``"neuron"`` preset's ``upsampling`` is ``"transposed"``.
             preset (str or Preset, optional): The preset whose settings fill those left None
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default:
                         ``"neuron"`` (:data:`~captum_netinv.inversion.presets.NEURON`)
