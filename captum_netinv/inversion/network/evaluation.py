@@ -153,6 +153,15 @@ def real_diversity(
     Returns:
         *Tensor* of shape ``(num_classes,)``, NaN for a class with fewer than two inputs.
     """
+    features, classes = _real_features_and_classes(model, inputs, labels, num_classes)
+    return within_class_diversity(features, classes, num_classes)
+
+
+def _real_features_and_classes(
+    model: TargetModel, inputs: Tensor, labels: Tensor | None, num_classes: int
+) -> tuple[Tensor, Tensor]:
+    r"""The model's features of real ``inputs`` and their classes (``labels``, checked, or the
+    model's predictions; on the CPU), from one forward pass."""
     logits, features = model.evaluated(inputs.to(model_device(model.forward_func)))
     if labels is None:
         labels = logits.argmax(dim=1)
@@ -166,7 +175,7 @@ def real_diversity(
             f"`labels` must be a ({len(inputs)},) integer tensor of classes in [0, "
             f"{num_classes - 1}], one per row of `inputs`, got {excerpt(labels)}"
         )
-    return within_class_diversity(features, labels.cpu(), num_classes)
+    return features, labels.cpu()
 
 
 def _verifier_classes(verifier: Callable, samples: Tensor, verifier_forward_args: Any) -> Tensor:
@@ -217,16 +226,12 @@ def evaluate_samples(
         .float()
         .view(num_classes, -1)
     )
-    reference = None if inputs is None else real_diversity(model, inputs, labels, num_classes)
     pixel_diversity = within_class_diversity(samples.flatten(1), targets, num_classes)
-    real_pixels = None
-    if inputs is not None:
-        real_labels = (
-            labels
-            if labels is not None
-            else model.evaluated(inputs.to(model_device(model.forward_func)))[0].argmax(dim=1)
-        )
-        real_pixels = within_class_diversity(inputs.flatten(1), real_labels.cpu(), num_classes)
+    reference = real_pixels = None
+    if inputs is not None:  # one forward pass gives the real inputs' features and classes
+        real_features, classes = _real_features_and_classes(model, inputs, labels, num_classes)
+        reference = within_class_diversity(real_features, classes, num_classes)
+        real_pixels = within_class_diversity(inputs.flatten(1), classes, num_classes)
     return InversionEvaluation(
         hit_rate=float(hits.mean()),
         hit_rate_per_class=hits.mean(dim=1),
