@@ -12,7 +12,6 @@ every family's and the shape probe's); ``--part summary`` / ``tuning-summary`` p
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from common import OUT, ResCNN, VerifierMLP, WideCNN, frozen  # noqa: E402
+from common import OUT, ResCNN, VerifierMLP, WideCNN, frozen, parse_settings  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from captum_netinv import NetworkInversion  # noqa: E402
@@ -269,12 +268,7 @@ def main() -> None:
     arguments = parser.parse_args()
     global REFERENCE, HELD_OUT
     REFERENCE, HELD_OUT = arguments.reference, arguments.held_out
-    for item in arguments.setting:
-        name, value = item.split("=", 1)
-        try:
-            SETTINGS[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            SETTINGS[name] = value
+    SETTINGS.update(parse_settings(arguments.setting))
     WEIGHTS.update({k: float(v) for k, v in (w.split("=") for w in arguments.loss_weight)})
     torch.set_num_threads(arguments.threads)
     COLOUR_OUT.mkdir(parents=True, exist_ok=True)

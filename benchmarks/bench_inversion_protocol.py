@@ -7,14 +7,13 @@ and verifiers; ``--part fit --preset P --target T`` fits one inversion and write
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import PROTOCOL_OUT, frozen, load_mnist_npz, trained
+from common import PROTOCOL_OUT, frozen, load_mnist_npz, parse_settings, trained
 from torch import Tensor, nn
 
 from captum_netinv import NetworkInversion
@@ -320,12 +319,7 @@ def main() -> None:
     arguments = parser.parse_args()
     global REFERENCE, HELD_OUT
     REFERENCE, HELD_OUT = arguments.reference, arguments.held_out
-    for item in arguments.setting:
-        name, value = item.split("=", 1)
-        try:
-            SETTINGS[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            SETTINGS[name] = value
+    SETTINGS.update(parse_settings(arguments.setting))
     if arguments.augment is not None:
         global AUGMENT
         jitter, zoom = arguments.augment.split(",")

@@ -6,6 +6,7 @@ Each script imports from here and from the package, never from another script.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import platform
 import time
@@ -38,6 +39,7 @@ __all__ = [
     "load_models",
     "model_path",
     "parse_run_arguments",
+    "parse_settings",
     "synthetic_rows",
     "synthetic_workload",
     "train_models",
@@ -68,6 +70,19 @@ def load_mnist_npz(path: str | Path = MNIST) -> dict[str, Tensor]:
         "x_test": torch.from_numpy(data["x_test"]).float().div(255).unsqueeze(1),
         "y_test": torch.from_numpy(data["y_test"]).long(),
     }
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` command-line items as constructor settings: each value read as a Python
+    literal (``0.1``, ``True``, ``(2, 3)``), else kept as the string (``resize``)."""
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, value = item.split("=", 1)
+        try:
+            settings[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[name] = value
+    return settings
 
 
 def frozen(model: nn.Module) -> nn.Module:
