@@ -350,6 +350,62 @@ def _student_round(
     return losses
 
 
+def _rounds(
+    student: nn.Module,
+    generator: nn.Module,
+    model: TargetModel,
+    settings: InversionSettings,
+    *,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    fresh_batch: Callable[[], tuple[ConditioningBatch, Tensor]],
+    norms: list[nn.Module],
+    schedule: tuple[int, int, int],
+    disagreement: tuple[float, float, bool],
+    record: History,
+    history: History | None,
+    bar: Any,
+    callback: StepCallback | None,
+) -> int:
+    r"""The rounds of :func:`distill_student` (``schedule``: rounds, student steps per round,
+    warm-up rounds; ``disagreement``: its weight, the temperature, agreeing samples only);
+    the number of rounds done."""
+    steps, student_steps, warmup_steps = schedule
+    weight, temperature, agreeing_only = disagreement
+    done = 0
+    for step in range(1, steps + 1):
+        seen, logits, values = _generator_step(
+            student,
+            generator,
+            model,
+            settings,
+            optimizer=optimizers[0],
+            batch=fresh_batch(),
+            norms=norms,
+            temperature=temperature,
+            disagreement_weight=weight if step > warmup_steps else 0.0,
+            agreeing_only=agreeing_only,
+            step=step,
+        )
+        student.train()
+        losses = _student_round(
+            student,
+            optimizers[1],
+            generator,
+            model,
+            settings,
+            first=(seen, logits),
+            fresh_batch=fresh_batch,
+            norms=norms,
+            student_steps=student_steps,
+            temperature=temperature,
+        )
+        _book(values, losses=losses, step=step, record=record, history=history, bar=bar)
+        done = step
+        if callback is not None and callback(step, values):
+            break
+    return done
+
+
 def distill_student(
     student: nn.Module,
     generator: nn.Module,
@@ -409,7 +465,7 @@ def distill_student(
     student_adam = torch.optim.Adam(student.parameters(), lr=student_lr)
     norms = prior_layers(model, settings)
     record: History = {}
-    done, started = 0, time.perf_counter()
+    started = time.perf_counter()
 
     fresh_batch = partial(
         draw_batch, settings, batch_size=batch_size, num_classes=num_classes, rng=rng, device=device
@@ -422,37 +478,21 @@ def distill_student(
         progress_bar(total=steps, desc=desc, enabled=progress) as bar,
     ):
         try:
-            for step in range(1, steps + 1):
-                seen, logits, values = _generator_step(
-                    student,
-                    generator,
-                    model,
-                    settings,
-                    optimizer=generator_adam,
-                    batch=fresh_batch(),
-                    norms=norms,
-                    temperature=temperature,
-                    disagreement_weight=disagreement_weight if step > warmup_steps else 0.0,
-                    agreeing_only=agreeing_only,
-                    step=step,
-                )
-                student.train()
-                losses = _student_round(
-                    student,
-                    student_adam,
-                    generator,
-                    model,
-                    settings,
-                    first=(seen, logits),
-                    fresh_batch=fresh_batch,
-                    norms=norms,
-                    student_steps=student_steps,
-                    temperature=temperature,
-                )
-                _book(values, losses=losses, step=step, record=record, history=history, bar=bar)
-                done = step
-                if callback is not None and callback(step, values):
-                    break
+            done = _rounds(
+                student,
+                generator,
+                model,
+                settings,
+                optimizers=(generator_adam, student_adam),
+                fresh_batch=fresh_batch,
+                norms=norms,
+                schedule=(steps, student_steps, warmup_steps),
+                disagreement=(disagreement_weight, temperature, agreeing_only),
+                record=record,
+                history=history,
+                bar=bar,
+                callback=callback,
+            )
         finally:
             student.train(student_training)
     return DistillationResult(
