@@ -441,9 +441,12 @@ def distill_student(
         generator, model, settings, num_classes, rng, steps, batch_size, lr: As for
                     :func:`~captum_netinv.inversion.training.train_generator` (the generator
                     is trained in place; ``steps`` counts rounds).
-        student_lr, student_steps, disagreement_weight, temperature, warmup_steps,
-                    agreeing_only (optional): The schedule above (defaults 1e-3, 1, 1.0, 3.0,
-                    0, True; ``disagreement_weight=0``: DAFL-like, no competition).
+        student_lr (float, optional): The student's Adam learning rate. Default: 1e-3
+        student_steps (int, optional): Student steps per round. Default: 1
+        disagreement_weight (float, optional): 0: DAFL-like, no competition. Default: 1.0
+        temperature (float, optional): Softening in both losses. Default: 3.0
+        warmup_steps (int, optional): Rounds without the disagreement term. Default: 0
+        agreeing_only (bool, optional): See above. Default: True
         history, progress, callback, desc (optional): As in
                     :func:`~captum_netinv.inversion.training.train_generator`.
 

@@ -149,8 +149,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             loss_weights (dict, optional): Overrides of the preset's weights; the
                         ``"neuron"`` preset's diversity weights are
                         :data:`~captum_netinv.inversion.neuron.neuron_inversion.NEURON_LOSS_WEIGHTS`.
-            input_range, input_normalization, sample_with_dropout, vector_scale,
-                        vector_margin (optional): As in NetworkInversion.
+            input_range, input_normalization (optional): As in NetworkInversion.
+            sample_with_dropout, vector_scale, vector_margin (optional): As there too.
             jitter (int, optional): As in NetworkInversion. Default: 0 (the ``"neuron"``
                         preset: the unit must fire on the generated sample itself)
             zoom (float, optional): As in NetworkInversion. Default: 0.0
