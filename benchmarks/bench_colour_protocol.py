@@ -30,6 +30,7 @@ from captum_netinv import NetworkInversion  # noqa: E402
 from captum_netinv.examples.models import ShapesCNN, accuracy, train_classifier  # noqa: E402
 from captum_netinv.examples.shapes import (  # noqa: E402
     SHAPES_CLASS_NAMES,
+    colour_permuted,
     coloured_shapes,
     dominant_colour,
 )
@@ -69,13 +70,6 @@ def data() -> dict[str, Tensor]:
     }
 
 
-def colour_permuted(images: Tensor, seed: int) -> Tensor:
-    """Each image with its three channels in a random order: shape kept, colour scrambled."""
-    rng = torch.Generator().manual_seed(seed)
-    orders = torch.stack([torch.randperm(3, generator=rng) for _ in range(len(images))])
-    return torch.stack([image[order] for image, order in zip(images, orders, strict=True)])
-
-
 def trained(name: str, seed: int, split: dict[str, Tensor] | None = None) -> nn.Module:
     """The cached model ``name`` of ``seed``, trained on ``split`` when not cached yet."""
     path = COLOUR_OUT / f"model_{name}_seed{seed}.pt"
@@ -87,7 +81,7 @@ def trained(name: str, seed: int, split: dict[str, Tensor] | None = None) -> nn.
     assert split is not None, f"{path} missing: run --part models"
     images, labels = split["x_train"], split["y_train"]
     if name == "shape_probe":
-        images, labels = colour_permuted(images, seed), split["shape_train"]
+        images, labels = colour_permuted(images, seed=seed), split["shape_train"]
     model = train_classifier(model, images, labels, epochs=_EPOCHS[name], seed=seed)
     torch.save(model.state_dict(), path)
     return frozen(model)

@@ -2,7 +2,8 @@
 
 ``captum-netinv report --example mnist --out report`` (what ``make demo`` runs) writes
 ``report/index.html`` with the neuron-label tables, the per-neuron plots, the label accuracy, the
-per-class inversion grid, the training curves and a planted shortcut found by both methods.
+per-class inversion grid, the training curves, a planted shortcut found by both methods and a
+colour model's inversion (``report/colour.html``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from matplotlib import pyplot as plt
 from torch import Tensor, nn
 
+from captum_netinv.app.colour_page import ColourBudget, colour_page
 from captum_netinv.app.inputs import ImageData
 from captum_netinv.app.neuron_pages import LabelJudge
 from captum_netinv.app.pipeline import ReportBudget, ReportJob, run_report
@@ -57,6 +59,7 @@ class DemoBudget:
     neuron_units: int
     neuron_steps: int
     neuron_figures: int
+    colour: ColourBudget
 
     @classmethod
     def choose(cls, quick: bool) -> DemoBudget:
@@ -71,6 +74,9 @@ class DemoBudget:
                 neuron_units=6,
                 neuron_steps=40,
                 neuron_figures=2,
+                colour=ColourBudget(
+                    train_size=900, epochs=1, inversion_steps=40, evaluation_per_class=4
+                ),
             )
         return cls(
             classifier_epochs=5,
@@ -82,6 +88,9 @@ class DemoBudget:
             neuron_units=24,
             neuron_steps=400,
             neuron_figures=24,
+            colour=ColourBudget(
+                train_size=3000, epochs=4, inversion_steps=1000, evaluation_per_class=50
+            ),
         )
 
     def report_budget(self) -> ReportBudget:
@@ -177,6 +186,19 @@ def _shortcut_section(
     return {"shortcut": {**reliance, "units": units, "mark_intensity": intensity.tolist()}}
 
 
+def _colour_section(
+    report: HtmlReport,
+    tables: Mapping[str, Explanations],
+    *,
+    budget: ColourBudget,
+    seed: int,
+    device: torch.device,
+    progress: bool,
+) -> dict[str, object]:
+    """The colour page (:func:`~captum_netinv.app.colour_page.colour_page`) as a section."""
+    return colour_page(report, budget=budget, seed=seed, device=device, progress=progress)
+
+
 def mnist_job(
     out: str | Path = "report",
     quick: bool = False,
@@ -241,6 +263,13 @@ def mnist_job(
         seed=seed,
         device=torch.device(device),
     )
+    colour_section = partial(
+        _colour_section,
+        budget=budget.colour,
+        seed=seed,
+        device=torch.device(device),
+        progress=progress,
+    )
     return ReportJob(
         model=model,
         data=ImageData(
@@ -263,7 +292,7 @@ def mnist_job(
             "pixel measures",
         ),
         after_labels=(label_accuracy_section,),
-        at_end=(shortcut_section,),
+        at_end=(shortcut_section, colour_section),
         summary_file="shortcut.json",
     )
 
@@ -290,7 +319,9 @@ def run_demo(
     5. inverts the CNN with :class:`~captum_netinv.NetworkInversion` and evaluates the samples
        with the verifier;
     6. plants a watermark on most training 7s of a second CNN and finds it with both methods;
-    7. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
+    7. inverts a CNN of coloured shapes and judges its samples' shape and colour on ground
+       truth (page ``colour.html``, :func:`~captum_netinv.app.colour_page.colour_page`);
+    8. writes ``index.html``, the tables as CSV / JSON, and the images into ``out``.
 
     Args:
         out (str or Path, optional): Report folder. Default: ``"report"``

@@ -16,6 +16,7 @@ __all__ = [
     "SHAPES_CLASS_NAMES",
     "SHAPE_NAMES",
     "ShapesData",
+    "colour_permuted",
     "coloured_shapes",
     "dominant_colour",
 ]
@@ -165,3 +166,33 @@ def dominant_colour(images: Tensor) -> Tensor:
     peak = brightness.flatten(1).amax(dim=1)[:, None, None]
     foreground = (brightness >= peak / 2).unsqueeze(1)
     return (images * foreground).sum(dim=(2, 3)).argmax(dim=1)
+
+
+def colour_permuted(images: Tensor, *, seed: int = 0) -> Tensor:
+    r"""
+    Each image with its three channels in a random order: the shape kept, the colour
+    scrambled. A classifier of shapes trained on such images (a *shape probe*) judges the
+    shape of generated samples without reading their colour.
+
+    Args:
+        images (Tensor): ``(N, 3, H, W)`` images.
+        seed (int, optional): Seed of the channel orders. Default: 0
+
+    Returns:
+        *Tensor* of the same shape.
+
+    Examples::
+
+        >>> image = torch.zeros(1, 3, 4, 4)
+        >>> image[0, 0] = 1.0
+        >>> float(colour_permuted(image, seed=0).sum())
+        16.0
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(
+            "`images` must be a (N, 3, H, W) tensor, got "
+            + (f"shape {tuple(images.shape)}" if isinstance(images, Tensor) else repr(images))
+        )
+    rng = torch.Generator().manual_seed(seed)
+    orders = torch.stack([torch.randperm(3, generator=rng) for _ in range(len(images))])
+    return images[torch.arange(len(images))[:, None], orders.to(images.device)]

@@ -83,3 +83,18 @@ def test_demo_checks_the_labels_of_fc2_units_on_a_page_of_their_own(report_index
     page = (folder / "neurons.html").read_text()
     assert 'href="neurons.html"' in report_index.read_text() and "fc2 #" in page
     assert (folder / "images" / f"fc2_unit_{rows[0]['unit']}.png").stat().st_size > 1000
+
+
+def test_demo_has_a_colour_page_with_every_class_judged(report_index: Path) -> None:
+    folder = report_index.parent
+    colour = json.loads((folder / "shortcut.json").read_text())["colour"]
+    for column in ("target hit", "verifier hit", "shape probe", "colour right"):
+        assert len(colour[column]) == 9
+        assert all(0.0 <= value <= 1.0 for value in colour[column])
+    assert len(colour["pixel diversity / real"]) == 9
+    assert 0.0 <= colour["near_copy_share"] <= 1.0
+    page = (folder / "colour.html").read_text()
+    assert page.count("<tr") >= 10 and 'id="colour-per-class"' in page
+    assert 'href="colour.html"' in report_index.read_text()
+    for name in ("colour_real", "colour_generated"):
+        assert (folder / "images" / f"{name}.png").stat().st_size > 1000

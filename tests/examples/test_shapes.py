@@ -9,6 +9,7 @@ import torch
 
 from captum_netinv.examples.shapes import (
     SHAPES_CLASS_NAMES,
+    colour_permuted,
     coloured_shapes,
     dominant_colour,
 )
@@ -70,3 +71,23 @@ def test_bad_arguments_are_refused(arguments: dict, name: str) -> None:
 def test_dominant_colour_refuses_grey_images() -> None:
     with pytest.raises(ValueError, match="images"):
         dominant_colour(torch.zeros(2, 1, 8, 8))
+
+
+def test_colour_permuted_keeps_each_pixel_s_channel_values_and_scrambles_colour() -> None:
+    data = coloured_shapes(300, seed=2)
+    scrambled = colour_permuted(data.images, seed=5)
+    # every pixel keeps its three values, in another order: the shape's mask is unchanged
+    assert torch.equal(scrambled.sort(dim=1).values, data.images.sort(dim=1).values)
+    assert torch.equal(scrambled, colour_permuted(data.images, seed=5))
+    # one image's channels are one permutation for all its pixels
+    for image, original in zip(scrambled[:20], data.images[:20], strict=True):
+        order = [next(c for c in range(3) if torch.equal(image[k], original[c])) for k in range(3)]
+        assert sorted(order) == [0, 1, 2]
+    # about a third of the images keep their colour (the permutations that fix it: 2 of 6)
+    kept = float((dominant_colour(scrambled) == data.colours).float().mean())
+    assert 0.2 < kept < 0.5
+
+
+def test_colour_permuted_refuses_grey_images() -> None:
+    with pytest.raises(ValueError, match="images"):
+        colour_permuted(torch.zeros(2, 1, 8, 8))
