@@ -1,4 +1,5 @@
-"""Host reads per NetworkInversion step and the step time with torch's default and fused Adam.
+"""Host reads per NetworkInversion step and the step time with torch's default and fused Adam and
+:class:`~captum_netinv.inversion.optimizer.HostFreeAdam`, which the fit uses on the CPU.
 
 A LeNet-5 inversion at the default batch of 64 (the CPU-visible part of the GPU issue). For each
 optimizer, side by side in one run, interleaved over ``--repeats`` rounds:
@@ -29,11 +30,15 @@ from torch.profiler import ProfilerActivity, profile
 
 from captum_netinv import NetworkInversion
 from captum_netinv.examples.models import LeNet5
+from captum_netinv.inversion.optimizer import HostFreeAdam
 
-#: The optimizers compared: torch's default Adam and the fused one the fit uses.
+#: The optimizers compared: torch's default and fused Adam, and ours, which the fit uses on CPUs.
 OPTIMIZERS: dict[str, Callable[[torch.nn.Module, float], torch.optim.Optimizer]] = {
     "default Adam": lambda generator, lr: torch.optim.Adam(generator.parameters(), lr=lr),
     "fused Adam": lambda generator, lr: torch.optim.Adam(generator.parameters(), lr=lr, fused=True),
+    "host-free Adam (ours, the fit's CPU default)": lambda generator, lr: HostFreeAdam(
+        generator.parameters(), lr=lr
+    ),
 }
 _WARM_STEPS = 5
 

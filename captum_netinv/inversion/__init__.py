@@ -1,5 +1,6 @@
 """What both generator-based methods share: settings and presets, conditioning, the generator,
-augmentation, losses, the fit loop (one process and distributed), checkpoints, sampling.
+augmentation, losses, the fit loop (one process and distributed) and its Adam, checkpoints,
+sampling.
 
 The methods live beside this machinery: :mod:`captum_netinv.inversion.network`
 (:class:`~captum_netinv.NetworkInversion`) and :mod:`captum_netinv.inversion.neuron`
@@ -7,7 +8,12 @@ The methods live beside this machinery: :mod:`captum_netinv.inversion.network`
 """
 
 from captum_netinv._moved import moved_attribute
-from captum_netinv.inversion.augmentation import augmented, colour_shifted, flipped, jittered
+from captum_netinv.inversion.augmentation import (
+    augmented,
+    colour_shifted,
+    flipped,
+    jittered,
+)
 from captum_netinv.inversion.conditioning import (
     CONDITIONING_MODES,
     ConditioningBatch,
@@ -18,6 +24,7 @@ from captum_netinv.inversion.conditioning import (
 )
 from captum_netinv.inversion.generator import ConditionedGenerator, sampling_mode
 from captum_netinv.inversion.losses import DEFAULT_LOSS_WEIGHTS, IMAGE_PRIORS
+from captum_netinv.inversion.optimizer import HostFreeAdam
 from captum_netinv.inversion.presets import DEFAULT, NEURON, PAPER, PRESETS, Preset
 from captum_netinv.inversion.settings import InversionSettings
 from captum_netinv.inversion.training import NonFiniteLossError
@@ -32,6 +39,7 @@ __all__ = [
     "PRESETS",
     "ConditionedGenerator",
     "ConditioningBatch",
+    "HostFreeAdam",
     "InversionSettings",
     "NonFiniteLossError",
     "Preset",

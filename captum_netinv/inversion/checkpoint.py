@@ -36,6 +36,10 @@ __all__ = [
 CHECKPOINT_FORMAT = "captum_netinv.NetworkInversion/1"
 
 
+#: Optimizer settings that choose an implementation, not the arithmetic: kept on resume.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
 #: Keys every saved inversion holds (a fit checkpoint adds :meth:`FitCheckpoint.to_dict`'s).
 _REQUIRED_KEYS = ("fingerprint", "config", "generator", "history", "steps_trained")
 #: Values read from each tensor for :func:`weights_hash`.
@@ -273,8 +277,16 @@ class FitCheckpoint:
     def restore(
         self, optimizer: torch.optim.Optimizer, rng: torch.Generator, device: torch.device
     ) -> None:
-        r"""Puts the optimizer and every random state back where the fit left them."""
+        r"""Puts the optimizer and every random state back where the fit left them. The
+        optimizer keeps its own implementation flags (``fused``, ``foreach``): a state saved
+        by another implementation (a CPU checkpoint resumed on a GPU) carries the other's."""
+        flags = [
+            {key: group[key] for key in _IMPLEMENTATION_FLAGS if key in group}
+            for group in optimizer.param_groups
+        ]
         optimizer.load_state_dict(self.optimizer)
+        for group, own in zip(optimizer.param_groups, flags, strict=True):
+            group.update(own)
         torch.set_rng_state(self.torch_rng)
         if self.cuda_rng is not None and device.type == "cuda":
             torch.cuda.set_rng_state(self.cuda_rng, device)

@@ -41,6 +41,7 @@ from captum_netinv.inversion.losses import (
     inversion_loss_terms,
     weighted_sum,
 )
+from captum_netinv.inversion.optimizer import HostFreeAdam
 from captum_netinv.inversion.presets import PRESETS
 from captum_netinv.inversion.sampling import latent_codes
 from captum_netinv.inversion.settings import InversionSettings
@@ -80,20 +81,26 @@ class NonFiniteLossError(ValueError):
         self.step = step
 
 
-def generator_optimizer(generator: nn.Module, *, lr: float) -> torch.optim.Adam:
+def generator_optimizer(generator: nn.Module, *, lr: float) -> torch.optim.Optimizer:
     r"""
-    Adam over ``generator``'s parameters, fused (one kernel for all parameters, and no host
-    read of the step counters, which the per-parameter implementation makes every step) where
-    the parameters' device and this torch support it; else torch's default implementation.
+    Adam over ``generator``'s parameters, stepping without a host read where it can: on the
+    CPU :class:`~captum_netinv.inversion.optimizer.HostFreeAdam` (torch's default and fused
+    Adam both read every parameter's step counter each step there); on other devices torch's
+    fused Adam (one kernel for all parameters, no read) where the device and this torch
+    support it, else torch's default implementation. All compute torch's Adam, and their
+    states load into each other (a checkpoint resumes on another device).
 
     Args:
         generator (nn.Module): The generator to train.
         lr (float): The learning rate.
 
     Returns:
-        *torch.optim.Adam*.
+        *torch.optim.Optimizer*: :class:`~captum_netinv.inversion.optimizer.HostFreeAdam` or
+        ``torch.optim.Adam``.
     """
     parameters = list(generator.parameters())
+    if all(parameter.device.type == "cpu" for parameter in parameters):
+        return HostFreeAdam(parameters, lr=lr)
     try:
         return torch.optim.Adam(parameters, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel

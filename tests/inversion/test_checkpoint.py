@@ -14,7 +14,7 @@ from torch import nn
 
 from captum_netinv import NetworkInversion
 from captum_netinv.examples.models import MLP, LeNet5
-from captum_netinv.inversion import InversionSettings
+from captum_netinv.inversion import HostFreeAdam, InversionSettings
 from captum_netinv.inversion.checkpoint import (
     CHECKPOINT_FORMAT,
     FitCheckpoint,
@@ -151,6 +151,24 @@ def test_fit_checkpoint_dict_round_trip() -> None:
     other = torch.Generator()
     restored.restore(optimizer, other, torch.device("cpu"))
     assert torch.equal(other.get_state(), generator.get_state())
+
+
+def test_a_resumed_optimizer_keeps_its_own_implementation_flags() -> None:
+    # a CPU fit's HostFreeAdam state, resumed by a torch Adam (as on a GPU, where it is fused):
+    # the moments and steps come from the checkpoint, the implementation stays the resumer's
+    parameter = nn.Parameter(torch.ones(3))
+    saved = HostFreeAdam([parameter], lr=0.01)
+    parameter.grad = torch.full((3,), 0.5)
+    saved.step()
+    fit = FitCheckpoint.capture(
+        1, saved, torch.Generator(), torch.device("cpu"), seed=0, batch_size=8, lr=0.01
+    )
+    resumer = torch.optim.Adam([parameter], lr=0.01, foreach=True)
+    fit.restore(resumer, torch.Generator(), torch.device("cpu"))
+    assert resumer.param_groups[0]["foreach"] is True
+    state = resumer.state[parameter]
+    assert float(state["step"]) == 1.0
+    torch.testing.assert_close(state["exp_avg"], saved.state[parameter]["exp_avg"])
 
 
 def test_fingerprint_names_what_differs(tmp_path: object) -> None:
