@@ -10,6 +10,7 @@ The methods live beside this machinery: :mod:`captum_netinv.inversion.network`
 from captum_netinv._moved import moved_attribute
 from captum_netinv.inversion.augmentation import (
     augmented,
+    centered,
     colour_shifted,
     flipped,
     jittered,
@@ -44,6 +45,7 @@ __all__ = [
     "NonFiniteLossError",
     "Preset",
     "augmented",
+    "centered",
     "colour_shifted",
     "draw_conditioning",
     "flipped",

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["augmented", "colour_shifted", "flipped", "jittered"]
+__all__ = ["augmented", "centered", "colour_shifted", "flipped", "jittered"]
 
 
 def jittered(inputs: Tensor, jitter: int) -> Tensor:
@@ -83,6 +83,38 @@ def colour_shifted(inputs: Tensor, strength: float) -> Tensor:
     shape = (len(inputs), inputs.shape[1], 1, 1)
     draws = (torch.rand((2, *shape), device=inputs.device, dtype=inputs.dtype) * 2 - 1) * strength
     return inputs * draws[0].exp() + draws[1]
+
+
+def centered(inputs: Tensor, fraction: float) -> Tensor:
+    r"""
+    The central ``fraction`` of the height and width of ``inputs`` (rounded to whole pixels, at
+    least one), resized bilinearly back to the full size (differentiable): Plug-In Inversion's
+    centering (Ghiasi et al. 2022), under which the model first sees only the middle of the
+    image, so that the generator puts the class's object there before filling the rest.
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)`` batch.
+        fraction (float): Side of the crop relative to the image's, in ``(0, 1]``; a crop of
+                    the whole image returns ``inputs`` unchanged.
+
+    Returns:
+        *Tensor* of the same shape.
+
+    Examples::
+
+        >>> centered(torch.rand(2, 3, 8, 8), 0.5).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"`fraction` must be in (0, 1], got {fraction}")
+    height, width = inputs.shape[-2:]
+    crop_height = max(1, min(height, round(fraction * height)))
+    crop_width = max(1, min(width, round(fraction * width)))
+    if (crop_height, crop_width) == (height, width):
+        return inputs
+    top, left = (height - crop_height) // 2, (width - crop_width) // 2
+    crop = inputs[..., top : top + crop_height, left : left + crop_width]
+    return F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def augmented(

@@ -62,7 +62,7 @@ _NormalizationArgument = tuple[Sequence[float] | float, Sequence[float] | float]
 AUTO_COLOUR_SHIFT = 0.1
 #: The settings a saved file without the key had: no jitter and no zoom (before they existed), the
 #: MLP vector encoder and the pooled hot matrix (before presets), the default preset, transposed
-#: convolutions, no flips and no colour shift (before issue 21).
+#: convolutions, no flips and no colour shift (before issue 21), and no centering.
 FORMAT1_VALUES: dict[str, Any] = {
     "jitter": 0,
     "zoom": 0.0,
@@ -72,6 +72,7 @@ FORMAT1_VALUES: dict[str, Any] = {
     "upsampling": "transposed",
     "flips": False,
     "colour_shift": 0.0,
+    "centering": 0.0,
 }
 
 
@@ -105,6 +106,11 @@ class InversionSettings:
                     moved by ``U[-s, s]`` in model space (Plug-In Inversion's colour jitter);
                     0: none; None: :data:`AUTO_COLOUR_SHIFT` for inputs of several channels,
                     0 for one channel (:meth:`colour_shift_for`).
+        centering (float): Fraction of a fit's steps, in ``[0, 1)``, during which the model
+                    sees the central crop of each generated image resized to the full size
+                    (Plug-In Inversion's centering,
+                    :func:`~captum_netinv.inversion.augmentation.centered`), the crop's side
+                    growing linearly from half the image's to all of it; 0: none.
         preset (str): Name of the preset these settings started from (a label: every value
                     above is explicit).
 
@@ -131,6 +137,7 @@ class InversionSettings:
     upsampling: Upsampling = "resize"
     flips: bool = False
     colour_shift: float | None = None
+    centering: float = 0.0
     preset: str = "default"
 
     def __post_init__(self) -> None:
@@ -140,6 +147,7 @@ class InversionSettings:
         _check_number(self.vector_scale, "vector_scale", "> 0", lambda v: v > 0)
         _check_number(self.vector_margin, "vector_margin", ">= 0", lambda v: v >= 0)
         _check_number(self.zoom, "zoom", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
+        _check_number(self.centering, "centering", "in [0, 1)", lambda v: 0.0 <= v < 1.0)
         if self.colour_shift is not None:
             _check_number(
                 self.colour_shift, "colour_shift", "in [0, 1] or None", lambda v: 0.0 <= v <= 1.0
@@ -161,7 +169,7 @@ class InversionSettings:
         self._set("loss_weights", resolve_loss_weights(self.loss_weights))
         self._set("input_range", _checked_range(self.input_range))
         self._set("input_normalization", _checked_normalization(self.input_normalization))
-        for name in ("dropout", "vector_scale", "vector_margin", "zoom"):
+        for name in ("dropout", "vector_scale", "vector_margin", "zoom", "centering"):
             self._set(name, float(getattr(self, name)))
         if self.colour_shift is not None:
             self._set("colour_shift", float(self.colour_shift))
@@ -217,6 +225,7 @@ class InversionSettings:
             "upsampling": self.upsampling,
             "flips": self.flips,
             "colour_shift": self.colour_shift,
+            "centering": self.centering,
             "preset": self.preset,
         }
 

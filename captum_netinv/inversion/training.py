@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from captum_netinv._progress import progress_bar
 from captum_netinv._utils import eval_mode, model_device
-from captum_netinv.inversion.augmentation import augmented
+from captum_netinv.inversion.augmentation import augmented, centered
 from captum_netinv.inversion.conditioning import ConditioningBatch
 from captum_netinv.inversion.distributed import (
     ProcessGroup,
@@ -52,6 +52,7 @@ __all__ = [
     "NonFiniteLossError",
     "StepCallback",
     "balanced_targets",
+    "centering_crop",
     "check_trainable_settings",
     "draw_batch",
     "generator_optimizer",
@@ -144,18 +145,20 @@ def step_terms(
     norms: list[nn.Module],
     group: ProcessGroup | None = None,
     autocast: str | None = None,
+    progress_fraction: float = 1.0,
 ) -> StepTerms:
     r"""
     Generates the batch of ``condition`` and ``z``, runs it through ``model`` augmented, and
     computes the loss terms of ``settings`` (global-batch terms under a process group).
-    ``norms`` come from :func:`prior_layers`.
+    ``norms`` come from :func:`prior_layers`. ``progress_fraction`` (the step over the fit's
+    steps) sets the crop of ``settings.centering`` (:func:`centering_crop`); 1: none.
     """
     with autocast_context(z.device, autocast):
         images = generator(z, condition)
         model_inputs = model.to_model_space(images)
         with record_inputs(norms) as recorded:
             seen = augmented(
-                model_inputs,
+                centered(model_inputs, centering_crop(settings, progress_fraction)),
                 settings.jitter,
                 settings.zoom,
                 flips=settings.flips,
@@ -191,6 +194,18 @@ def step_terms(
     return StepTerms(terms=terms, logits=logits, seen=seen)
 
 
+def centering_crop(settings: InversionSettings, progress_fraction: float) -> float:
+    r"""
+    The side of the central crop the model sees at ``progress_fraction`` of a fit (the step
+    over the fit's steps), relative to the image's: ``0.5 + 0.5 * min(1, progress_fraction /
+    settings.centering)``, growing linearly from 1/2 to 1 over the first ``centering`` of the
+    steps; 1 (the whole image) where ``settings.centering`` is 0.
+    """
+    if settings.centering <= 0:
+        return 1.0
+    return 0.5 + 0.5 * min(1.0, progress_fraction / settings.centering)
+
+
 def _step(
     generator: nn.Module,
     model: TargetModel,
@@ -204,6 +219,7 @@ def _step(
     group: ProcessGroup | None = None,
     autocast: str | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    progress_fraction: float = 1.0,
 ) -> dict[str, float]:
     terms, logits, _ = step_terms(
         generator,
@@ -214,6 +230,7 @@ def _step(
         norms=norms,
         group=group,
         autocast=autocast,
+        progress_fraction=progress_fraction,
     )
     loss = weighted_sum(terms, settings.loss_weights)
     optimizer.zero_grad(set_to_none=True)
@@ -379,6 +396,7 @@ def train_generator(
                 group=group,
                 autocast=autocast,
                 scaler=scaler,
+                progress_fraction=step / steps,
             )
             _record(values, history=history, bar=bar)
             done = step

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from captum_netinv.inversion.augmentation import augmented, jittered
+from captum_netinv.inversion.augmentation import augmented, centered, jittered
 
 
 def test_jitter_rolls_by_at_most_jitter_pixels() -> None:
@@ -65,3 +66,36 @@ def test_bad_zoom_is_refused(zoom: float) -> None:
 
     with pytest.raises((ValueError, TypeError), match="`zoom`"):
         InversionSettings(zoom=zoom)
+
+
+def test_centering_the_whole_image_returns_it() -> None:
+    images = torch.rand(2, 3, 8, 8)
+    assert centered(images, 1.0) is images
+
+
+@pytest.mark.parametrize(
+    ("shape", "rows", "columns"), [((8, 8), (2, 6), (2, 6)), ((10, 6), (2, 7), (1, 4))]
+)
+def test_centering_is_the_central_crop_resized_back(
+    shape: tuple[int, int], rows: tuple[int, int], columns: tuple[int, int]
+) -> None:
+    images = torch.rand(2, 3, *shape)
+    crop = images[:, :, rows[0] : rows[1], columns[0] : columns[1]]
+    expected = F.interpolate(crop, size=shape, mode="bilinear", align_corners=False)
+    assert torch.allclose(centered(images, 0.5), expected)
+
+
+def test_centering_passes_gradients_to_the_crop_alone() -> None:
+    images = torch.rand(2, 1, 8, 8, requires_grad=True)
+    centered(images, 0.5).pow(2).sum().backward()
+    assert images.grad is not None
+    assert bool((images.grad[:, :, 2:6, 2:6] != 0).all())
+    outside = images.grad.clone()
+    outside[:, :, 2:6, 2:6] = 0
+    assert not bool(outside.any())
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_a_centering_fraction_outside_0_1_is_refused(fraction: float) -> None:
+    with pytest.raises(ValueError, match="`fraction` must be in"):
+        centered(torch.rand(1, 1, 4, 4), fraction)

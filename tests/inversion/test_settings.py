@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from captum_netinv import NetworkInversion
+from captum_netinv import NetworkInversion, NeuronInversion
 from captum_netinv.examples.models import LeNet5
-from captum_netinv.inversion import DEFAULT_LOSS_WEIGHTS, InversionSettings
+from captum_netinv.inversion import DEFAULT_LOSS_WEIGHTS, InversionSettings, training
 from captum_netinv.inversion.settings import (
+    FORMAT1_VALUES,
     normalization_tensors,
     to_model_space,
     to_pixel_space,
@@ -91,3 +92,53 @@ def test_normalization_helpers_invert_each_other() -> None:
     assert to_model_space(pixels, None) is pixels
     with pytest.raises(ValueError, match="mean must have 1 or 1 values"):
         normalization_tensors(settings, 1)
+
+
+def test_centering_is_a_validated_setting_off_by_default(trained_lenet: LeNet5) -> None:
+    assert InversionSettings().centering == 0.0
+    assert FORMAT1_VALUES["centering"] == 0.0  # files from before it: no centering
+    settings = InversionSettings(centering=0.25)
+    assert settings.to_dict()["centering"] == 0.25
+    assert InversionSettings.from_dict(settings.to_dict()) == settings
+    for value in (-0.1, 1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="`centering` must be"):
+            InversionSettings(centering=value)
+    with pytest.raises(TypeError, match="`centering` must be a finite number"):
+        InversionSettings(centering="0.5")  # type: ignore[arg-type]
+    inversion = NetworkInversion(trained_lenet, input_shape=SHAPE, centering=0.3)
+    assert inversion.settings.centering == 0.3
+    units = NeuronInversion(trained_lenet, trained_lenet.fc1, input_shape=SHAPE, centering=0.2)
+    assert units.settings.centering == 0.2
+    rebuilt = NetworkInversion._from_settings(trained_lenet, settings, input_shape=SHAPE)
+    assert rebuilt.settings.centering == 0.25
+
+
+def test_the_centering_crop_grows_from_half_to_the_whole_image() -> None:
+    settings = InversionSettings(centering=0.5)
+    crops = [training.centering_crop(settings, p) for p in (0.0, 0.25, 0.5, 0.9)]
+    assert crops == [0.5, 0.75, 1.0, 1.0]
+    assert training.centering_crop(InversionSettings(), 0.0) == 1.0
+
+
+def test_a_fit_with_centering_crops_early_steps_and_centering_0_changes_nothing(
+    trained_lenet: LeNet5, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fit: dict = {"steps": 3, "batch_size": 8, "seed": 0, "progress": False}
+    plain = NetworkInversion(trained_lenet, input_shape=SHAPE).fit(**fit)
+    off = NetworkInversion(trained_lenet, input_shape=SHAPE, centering=0.0).fit(**fit)
+    assert off == plain
+    fractions: list[float] = []
+    real_centered = training.centered
+
+    def spy(inputs: torch.Tensor, fraction: float) -> torch.Tensor:
+        fractions.append(fraction)
+        return real_centered(inputs, fraction)
+
+    monkeypatch.setattr(training, "centered", spy)
+    inversion = NetworkInversion(trained_lenet, input_shape=SHAPE, centering=0.5)
+    history = inversion.fit(**fit)
+    assert fractions == pytest.approx([0.5 + 0.5 * (1 / 3) / 0.5, 1.0, 1.0])
+    assert len(history["loss"]) == 3
+    assert all(torch.isfinite(torch.tensor(history["loss"])))
+    assert history["loss"][0] != plain["loss"][0]  # the first step saw the crop
+    assert history["loss"][1:] != plain["loss"][1:]  # and the generator it trained

@@ -6,22 +6,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from captum._utils.common import _format_additional_forward_args
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_netinv._activations import predicted_classes
-from captum_netinv._utils import excerpt, model_device
+from captum_netinv._utils import excerpt, model_device, modules_of
 from captum_netinv.inversion.losses import within_class_diversity
 from captum_netinv.inversion.target_model import TargetModel
 
 __all__ = [
     "NEAR_COPY_DISTANCE",
     "InversionEvaluation",
+    "early_layer",
     "evaluate_samples",
     "near_copy_share",
     "real_diversity",
@@ -65,6 +67,16 @@ class InversionEvaluation:
         real_pixel_diversity (float or None): The pixel diversity of the real ``inputs``.
         pixel_diversity_ratio (float or None): ``pixel_diversity / real_pixel_diversity``.
         pixel_diversity_ratio_per_class (Tensor or None): The ratio per class.
+        early_layer (str or None): Name of the model's early layer (:func:`early_layer`: its
+                    first ``nn.Conv2d`` or ``nn.Linear``), None where it has none (then the
+                    early fields below are None too).
+        early_diversity (float or None): The within-class diversity of the samples in the
+                    output of that layer, mean over classes: edges and strokes, between the
+                    pixels and the features.
+        early_diversity_per_class (Tensor or None): ``(num_classes,)`` its value per class.
+        real_early_diversity (float or None): The early diversity of the real ``inputs``.
+        early_diversity_ratio (float or None): ``early_diversity / real_early_diversity``.
+        early_diversity_ratio_per_class (Tensor or None): The ratio per class.
     """
 
     hit_rate: float
@@ -86,6 +98,12 @@ class InversionEvaluation:
     real_pixel_diversity: float | None = None
     pixel_diversity_ratio: float | None = None
     pixel_diversity_ratio_per_class: Tensor | None = None
+    early_layer: str | None = None
+    early_diversity: float | None = None
+    early_diversity_per_class: Tensor | None = None
+    real_early_diversity: float | None = None
+    early_diversity_ratio: float | None = None
+    early_diversity_ratio_per_class: Tensor | None = None
 
     def __str__(self) -> str:
         verifier = (
@@ -101,6 +119,8 @@ class InversionEvaluation:
             if self.pixel_diversity_ratio is None
             else f", pixel diversity ratio {self.pixel_diversity_ratio:.2f}"
         )
+        if self.early_diversity_ratio is not None:
+            pixels += f", early-layer diversity ratio {self.early_diversity_ratio:.2f}"
         return (
             f"hit rate {self.hit_rate:.2f}{verifier}, mean confidence "
             f"{self.mean_confidence:.2f}, diversity {self.diversity:.3f} ({reference}{pixels}), "
@@ -178,6 +198,76 @@ def _real_features_and_classes(
     return features, labels.cpu()
 
 
+def early_layer(forward_func: Callable) -> tuple[str, nn.Module] | None:
+    r"""
+    The model's early layer: its first ``nn.Conv2d`` or ``nn.Linear`` in module order (of the
+    modules ``forward_func`` runs, :func:`~captum_netinv._utils.modules_of`), with its name.
+
+    Args:
+        forward_func (Callable): The model or the callable running it.
+
+    Returns:
+        *tuple* of the layer's **name** and the **layer**, or None where there is none.
+
+    Examples::
+
+        >>> early_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+        ('1', Linear(in_features=4, out_features=2, bias=True))
+    """
+    for module in modules_of(forward_func):
+        for name, layer in module.named_modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                return name, layer
+    return None
+
+
+@contextmanager
+def _recorded_outputs(layer: nn.Module | None) -> Iterator[list[Tensor]]:
+    r"""Records ``layer``'s outputs (flattened per sample, on the CPU) during the forward
+    passes run inside the block; the hook is removed on exit, whatever happens. None records
+    nothing."""
+    outputs: list[Tensor] = []
+    handle = (
+        None
+        if layer is None
+        else layer.register_forward_hook(
+            lambda module, args, output: outputs.append(output.detach().flatten(1).cpu())
+        )
+    )
+    try:
+        yield outputs
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _early_fields(
+    found: tuple[str, nn.Module] | None,
+    outputs: list[Tensor],
+    targets: Tensor,
+    num_classes: int,
+    *,
+    real_outputs: list[Tensor] | None,
+    classes: Tensor | None,
+) -> dict[str, Any]:
+    r"""The early-layer fields of :class:`InversionEvaluation` from the recorded outputs of the
+    samples (of ``targets``) and of the real inputs (of ``classes``; None without them)."""
+    if found is None:
+        return {}
+    diversity = within_class_diversity(torch.cat(outputs), targets, num_classes)
+    fields: dict[str, Any] = {
+        "early_layer": found[0],
+        "early_diversity": float(diversity.nanmean()),
+        "early_diversity_per_class": diversity,
+    }
+    if real_outputs is not None and classes is not None:
+        real = within_class_diversity(torch.cat(real_outputs), classes, num_classes)
+        fields["real_early_diversity"] = float(real.nanmean())
+        fields["early_diversity_ratio"] = float(diversity.nanmean() / real.nanmean())
+        fields["early_diversity_ratio_per_class"] = diversity / real
+    return fields
+
+
 def _verifier_classes(verifier: Callable, samples: Tensor, verifier_forward_args: Any) -> Tensor:
     r"""The verifier's class of each sample, given its own extra arguments."""
     extra = _format_additional_forward_args(verifier_forward_args) or ()
@@ -214,7 +304,9 @@ def evaluate_samples(
     Returns:
         :class:`InversionEvaluation`.
     """
-    logits, features = model.evaluated(samples)
+    early = early_layer(model.forward_func)
+    with _recorded_outputs(None if early is None else early[1]) as early_outputs:
+        logits, features = model.evaluated(samples)
     probabilities = logits.softmax(dim=1)
     hits = (probabilities.argmax(dim=1) == targets).float().view(num_classes, -1)
     confidence = probabilities[torch.arange(len(targets)), targets].view(num_classes, -1)
@@ -227,9 +319,10 @@ def evaluate_samples(
         .view(num_classes, -1)
     )
     pixel_diversity = within_class_diversity(samples.flatten(1), targets, num_classes)
-    reference = real_pixels = None
+    reference = real_pixels = classes = real_early = None
     if inputs is not None:  # one forward pass gives the real inputs' features and classes
-        real_features, classes = _real_features_and_classes(model, inputs, labels, num_classes)
+        with _recorded_outputs(None if early is None else early[1]) as real_early:
+            real_features, classes = _real_features_and_classes(model, inputs, labels, num_classes)
         reference = within_class_diversity(real_features, classes, num_classes)
         real_pixels = within_class_diversity(inputs.flatten(1), classes, num_classes)
     return InversionEvaluation(
@@ -258,5 +351,8 @@ def evaluate_samples(
         ),
         pixel_diversity_ratio_per_class=(
             None if real_pixels is None else pixel_diversity / real_pixels
+        ),
+        **_early_fields(
+            early, early_outputs, targets, num_classes, real_outputs=real_early, classes=classes
         ),
     )

@@ -94,6 +94,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         upsampling: Upsampling | None = None,
         flips: bool | None = None,
         colour_shift: float | None = None,
+        centering: float | None = None,
         preset: str | Preset = "default",
     ) -> None:
         r"""
@@ -115,17 +116,15 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             dropout (float, optional): Dropout rate of the default generator. Default: 0.3
             loss_weights (dict, optional): Overrides of the preset's weights (default:
                         :data:`~captum_netinv.inversion.DEFAULT_LOSS_WEIGHTS`); 0 switches off.
-            input_range (tuple[float, float], optional): Range of the generated pixels.
-                        Default: (0.0, 1.0)
+            input_range (tuple, optional): The generated pixels' range. Default: (0.0, 1.0)
             input_normalization (tuple, optional): ``(mean, std)``, floats or one per channel:
                         the model sees ``(x - mean) / std``, samples come in that space.
             attribute_to_layer_input (bool, optional): Read ``layer``'s input, not its output.
                         Default: True for the default layer, False for a given one.
             sample_with_dropout (bool, optional): Dropout on when sampling (default True).
-            vector_scale (float, optional): Standard deviation of the soft vectors' Gaussian
-                        draws (larger: peakier). Default: 3.0
-            vector_margin (float, optional): Lead of the target's logit over the runner-up in
-                        a soft vector (0: the paper's plain draw). Default: 1.0
+            vector_scale, vector_margin (float, optional): Standard deviation of the soft
+                        vectors' Gaussian draws (larger: peakier; default 3.0) and lead of the
+                        target's logit over the runner-up (0: the paper's plain draw; default 1.0).
             jitter, zoom (optional): Largest shift (pixels, default 2) and relative zoom
                         (default 0.1; 0: one roll per batch) of what :meth:`fit` shows the model.
             device_ids (list[int], optional): A ``DataParallel`` model's devices, as in Captum.
@@ -133,8 +132,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         ``"projection"`` / ``"hot"``. Defaults: ``"mlp"``, ``"projection"``
             upsampling, flips (optional): ``"resize"`` / ``"transposed"``; mirror half of
                         what the model sees in :meth:`fit`.
-            colour_shift (float, optional): Colour jitter in :meth:`fit`; None: 0.1 for colour
-                        inputs, 0 for grey (:func:`~captum_netinv.inversion.augmented`).
+            colour_shift, centering (optional): :meth:`fit`'s colour jitter (None: 0.1 colour, 0
+                        grey) and share of steps showing a growing centre crop (default 0).
             preset (str or Preset, optional): ``"default"`` or ``"paper"``
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """
@@ -155,6 +154,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             upsampling=upsampling,
             flips=flips,
             colour_shift=colour_shift,
+            centering=centering,
         )
         # the counterfeit companion: its fit's key, the inversion, the forward arguments it
         # was fitted with (kept alive, so that their ids in the key stay theirs)

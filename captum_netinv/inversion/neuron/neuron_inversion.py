@@ -125,6 +125,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         upsampling: Upsampling | None = None,
         flips: bool | None = None,
         colour_shift: float | None = None,
+        centering: float | None = None,
         preset: str | Preset = "neuron",
         reach_gate: bool = True,
     ) -> None:
@@ -155,7 +156,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         preset: the unit must fire on the generated sample itself)
             zoom (float, optional): As in NetworkInversion. Default: 0.0
             device_ids, vector_encoder, matrix_encoding (optional): As in NetworkInversion.
-            upsampling, flips, colour_shift (optional): As in NetworkInversion; the
+            upsampling, flips, colour_shift, centering (optional): As in NetworkInversion; the
                         ``"neuron"`` preset's ``upsampling`` is ``"transposed"``.
             preset (str or Preset, optional): The preset whose settings fill those left None
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default:
@@ -183,6 +184,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             upsampling=upsampling,
             flips=flips,
             colour_shift=colour_shift,
+            centering=centering,
         )
         self._set_unit_arguments(
             layer=layer, neurons=neurons, neuron_reduction=neuron_reduction, reach_gate=reach_gate

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from captum_netinv import InversionEvaluation, NetworkInversion
 from captum_netinv.examples.models import MLP, LeNet5
+from captum_netinv.inversion.network.evaluation import early_layer, evaluate_samples
+from captum_netinv.inversion.target_model import TargetModel
 
 
 def test_short_fit_hits_every_class(
@@ -41,3 +43,85 @@ def test_verifier_hit_rate_is_its_own_verdict(
     assert result.verifier_hit_rate_per_class is not None
     # the samples carry the class for another architecture too, far above chance
     assert result.verifier_hit_rate > 0.3
+
+
+def _direct_diversity(features: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    r"""Per class, the mean of ``1 - cos`` over the ordered pairs ``i != j`` of its samples."""
+    values = []
+    for label in range(num_classes):
+        members = features[labels == label].double()
+        cosines = torch.cosine_similarity(members[:, None], members[None], dim=-1)
+        count = len(members)
+        values.append(float((1 - cosines).sum() / (count * (count - 1))))  # diagonal: 1 - 1
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _hooks_left(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_early_diversity_is_measured_on_the_first_layer_beside_real_inputs(
+    fitted: NetworkInversion, trained_lenet: LeNet5, digits: tuple[Tensor, Tensor]
+) -> None:
+    images, labels = digits[0][4000:4100], digits[1][4000:4100]
+    result = fitted.evaluate(n_per_class=4, seed=2, inputs=images, labels=labels)
+    assert _hooks_left(trained_lenet) == 0
+    targets = torch.arange(10).repeat_interleave(4)
+    samples = fitted.attribute(target=targets, seed=2)
+    with torch.no_grad():  # the first Conv2d in module order, run here directly
+        expected = _direct_diversity(trained_lenet.conv1(samples).flatten(1), targets, 10)
+        real = _direct_diversity(trained_lenet.conv1(images).flatten(1), labels, 10)
+    assert result.early_layer == "conv1"
+    assert result.early_diversity_per_class is not None
+    assert torch.allclose(result.early_diversity_per_class.double(), expected, atol=1e-5)
+    assert result.early_diversity == pytest.approx(float(expected.mean()), abs=1e-5)
+    assert result.real_early_diversity == pytest.approx(float(real.mean()), abs=1e-5)
+    assert result.early_diversity_ratio == pytest.approx(
+        float(expected.mean() / real.mean()), rel=1e-4
+    )
+    assert torch.allclose(
+        result.early_diversity_ratio_per_class.double(),  # type: ignore[union-attr]
+        expected / real,
+        rtol=1e-4,
+    )
+    assert f"early-layer diversity ratio {result.early_diversity_ratio:.2f}" in str(result)
+    without = fitted.evaluate(n_per_class=4, seed=2)
+    assert without.early_diversity == result.early_diversity  # the same samples
+    assert without.real_early_diversity is None and without.early_diversity_ratio is None
+    assert without.early_diversity_ratio_per_class is None
+    assert "early-layer" not in str(without)
+    assert _hooks_left(trained_lenet) == 0
+
+
+class _Scaled(nn.Module):
+    r"""Logits without a Conv2d or Linear: the flattened input times a fixed matrix; fails on
+    demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(16, 3, generator=torch.Generator().manual_seed(0)))
+        self.fail = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.fail:
+            raise RuntimeError("planted failure")
+        return x.flatten(1) @ self.weight
+
+
+def test_early_fields_are_none_without_a_first_layer_and_hooks_go_on_failure() -> None:
+    plain = nn.Sequential(nn.Identity(), _Scaled())
+    assert early_layer(plain) is None
+    found = early_layer(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 2, 3), nn.Linear(2, 2)))
+    assert found is not None and found[0] == "1"
+    view = TargetModel(plain, plain[0], False, None, None)
+    samples = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    result = evaluate_samples(view, samples, torch.arange(3).repeat_interleave(2), 3)
+    assert result.early_layer is None and result.early_diversity is None
+    assert result.early_diversity_per_class is None and result.early_diversity_ratio is None
+    failing = _Scaled()
+    with_layer = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Identity(), failing)
+    view = TargetModel(with_layer, with_layer[1], False, None, None)
+    failing.fail = True
+    with pytest.raises(RuntimeError, match="planted failure"):
+        evaluate_samples(view, samples, torch.arange(3).repeat_interleave(2), 3)
+    assert _hooks_left(with_layer) == 0
