@@ -9,6 +9,14 @@ synchronisation), and the rate is taken over the last ``--steps`` steps.
     PYTHONPATH=. python benchmarks/bench_inversion_speed.py --device cuda
     PYTHONPATH=. python benchmarks/bench_inversion_speed.py --device cpu --small   # a smoke run
 
+Beside it, in the same run, the **ceiling**: the frozen ResNet-18 alone, input ``requires_grad``,
+forward and ``.sum().backward()`` to the input, in samples/s, in float32, bfloat16 autocast,
+bfloat16 + channels_last (model and input) and bfloat16 + channels_last + ``torch.compile`` (a
+compile error is recorded and the run goes on; ``--no-compile`` leaves it out, as does ``--small``
+on the CPU). ``--ceiling-warmup`` untimed iterations first, then ``--ceiling-iters`` timed ones
+between two device synchronisations. Each fit's samples/s over each ceiling is reported (the
+issue's goal: >= 0.35 of the compiled ceiling).
+
 Writes ``benchmarks/_out/inversion_speed_{device}[_small].json`` (or ``--out``) and prints
 Markdown table rows.
 """
@@ -18,10 +26,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from torchvision.models import resnet18
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,7 +47,88 @@ from captum_netinv import NetworkInversion  # noqa: E402
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: ``--small``: the same fit on 32x32 inputs, a batch of 8, a few steps.
-SMALL = {"size": 32, "batch_size": 8, "steps": 3, "warmup": 1}
+SMALL = {
+    "size": 32,
+    "batch_size": 8,
+    "steps": 3,
+    "warmup": 1,
+    "ceiling_iters": 3,
+    "ceiling_warmup": 1,
+}
+#: The ceilings: the frozen model's forward and backward to its input, alone.
+CEILINGS = (
+    "float32",
+    "bfloat16",
+    "bfloat16+channels_last",
+    "bfloat16+channels_last+compile",
+)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _ceiling_model(device: torch.device, variant: str) -> Callable[[Tensor], Tensor]:
+    """The frozen ResNet-18 of ``variant`` (channels_last, compiled)."""
+    model = frozen(resnet18(weights=None).to(device))
+    if "channels_last" in variant:
+        model = model.to(memory_format=torch.channels_last)
+    forward: Callable[[Tensor], Tensor] = model
+    if variant.endswith("+compile"):
+        forward = torch.compile(model)  # type: ignore[assignment]
+    return forward
+
+
+def ceiling(args: argparse.Namespace, *, variant: str) -> dict[str, Any]:
+    """Samples/s of the frozen model's forward + ``.sum().backward()`` to its input."""
+    device = torch.device(args.device)
+    result: dict[str, Any] = {"variant": variant}
+    if variant.endswith("+compile") and (args.no_compile or (args.small and device.type == "cpu")):
+        result["skipped"] = "--no-compile" if args.no_compile else "--small on the CPU"
+        return result
+    forward = _ceiling_model(device, variant)
+    inputs = torch.rand(args.batch_size, 3, args.size, args.size, device=device)
+    if "channels_last" in variant:
+        inputs = inputs.to(memory_format=torch.channels_last)
+    inputs.requires_grad_(True)
+    dtype = torch.bfloat16 if variant.startswith("bfloat16") else None
+
+    def iteration() -> None:
+        inputs.grad = None
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            output = forward(inputs)
+        output.float().sum().backward()
+
+    try:
+        started = time.perf_counter()
+        for _ in range(args.ceiling_warmup):  # the first compiles, where compiled
+            iteration()
+        _synchronize(device)
+        result["warmup_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(args.ceiling_iters):
+            iteration()
+        _synchronize(device)
+    except Exception as error:  # noqa: BLE001 - a failed compile is a result, not a crash
+        result["error"] = f"{type(error).__name__}: {error}"[:500]
+        return result
+    seconds = time.perf_counter() - started
+    result["samples_per_second"] = args.ceiling_iters * args.batch_size / seconds
+    result["ms_per_iteration"] = 1000 * seconds / args.ceiling_iters
+    return result
+
+
+def ratios(runs: list[dict[str, Any]], ceilings: list[dict[str, Any]]) -> dict[str, dict]:
+    """Per fit precision: its samples/s over each measured ceiling's."""
+    return {
+        run["precision"]: {
+            bound["variant"]: run["samples_per_second"] / bound["samples_per_second"]
+            for bound in ceilings
+            if "samples_per_second" in bound
+        }
+        for run in runs
+    }
 
 
 def timed_fit(args: argparse.Namespace, autocast: str | None) -> dict[str, Any]:
@@ -81,16 +172,34 @@ def timed_fit(args: argparse.Namespace, autocast: str | None) -> dict[str, Any]:
 
 
 def markdown_rows(result: dict[str, Any]) -> list[str]:
-    """One row per precision."""
+    """One row per precision, then one per ceiling (with each fit's share of it)."""
     rows = []
+    where = f"{result['device_name']} ({result['device']})"
+    shape = f"ResNet-18 {result['size']}x{result['size']}, batch {result['batch_size']}"
     for run in result["runs"]:
         memory = run.get("peak_gpu_memory_gib")
         rows.append(
-            f"| NetworkInversion fit ResNet-18 {result['size']}x{result['size']}, batch "
-            f"{result['batch_size']}, {run['precision']} | {result['device_name']} "
-            f"({result['device']}) | **{run['steps_per_second']:.2f} steps/s, "
+            f"| NetworkInversion fit {shape}, {run['precision']} | {where} "
+            f"| **{run['steps_per_second']:.2f} steps/s, "
             f"{run['samples_per_second']:.0f} samples/s** | {result['steps']} timed steps after "
             f"{result['warmup']}" + (f", peak {memory:.1f} GiB |" if memory is not None else " |")
+        )
+    shares = result.get("ratios", {})
+    for bound in result.get("ceilings", []):
+        name = f"| Ceiling: frozen {shape} forward+backward to input, {bound['variant']} | {where}"
+        if "samples_per_second" not in bound:
+            why = bound.get("error") or f"skipped ({bound.get('skipped')})"
+            rows.append(f"{name} | not measured | {' '.join(why.replace('|', '/').split())} |")
+            continue
+        share = ", ".join(
+            f"{precision} fit / ceiling **{values[bound['variant']]:.2f}**"
+            for precision, values in shares.items()
+        )
+        rows.append(
+            f"{name} | **{bound['samples_per_second']:.0f} samples/s** "
+            f"({bound['ms_per_iteration']:.1f} ms/iter) | {share}; {result['ceiling_iters']} "
+            f"iters after {result['ceiling_warmup']} warm-up "
+            f"({bound['warmup_seconds']:.1f} s); goal: fit >= 0.35 of the compiled ceiling |"
         )
     return rows
 
@@ -105,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--precisions", default="float32,bfloat16", help="comma list of float32, bfloat16, float16"
     )
+    parser.add_argument("--ceiling-iters", type=int, default=20, help="timed ceiling iterations")
+    parser.add_argument("--ceiling-warmup", type=int, default=5, help="untimed ones first")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled one")
+    parser.add_argument("--no-ceiling", action="store_true", help="leave out every ceiling")
     args = parse_run_arguments(parser, small=SMALL, argv=argv)
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the rate is timed from the end of a step)")
@@ -113,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     device = available_device(args.device)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     runs = [timed_fit(args, None if p == "float32" else p) for p in precisions]
+    ceilings = [] if args.no_ceiling else [ceiling(args, variant=v) for v in CEILINGS]
     result = {
         "device": str(device),
         "device_name": device_name(device),
@@ -122,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
         "steps": args.steps,
         "warmup": args.warmup,
         "runs": runs,
+        "ceiling_iters": args.ceiling_iters,
+        "ceiling_warmup": args.ceiling_warmup,
+        "ceilings": ceilings,
+        "ratios": ratios(runs, ceilings),
         "torch": torch.__version__,
     }
     write_run_result(result, args, stem="inversion_speed")

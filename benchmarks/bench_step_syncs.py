@@ -13,24 +13,33 @@ optimizer, side by side in one run, interleaved over ``--repeats`` rounds:
     PYTHONPATH=. python benchmarks/bench_step_syncs.py --threads 1
     PYTHONPATH=. python benchmarks/bench_step_syncs.py --device cuda   # on a GPU machine
 
-Prints a Markdown table; run it on an otherwise idle machine.
+Prints a Markdown table, with the default fit's projected time (``DEFAULT_STEPS`` = 2,700 steps
+times the step time), and with ``--out`` writes it as JSON (gpu.sh's table reads it with
+:func:`markdown_rows`); run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from captum_netinv import NetworkInversion
-from captum_netinv.examples.models import LeNet5
-from captum_netinv.inversion.optimizer import HostFreeAdam
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import available_device, device_name  # noqa: E402
+
+from captum_netinv import NetworkInversion  # noqa: E402
+from captum_netinv.examples.models import LeNet5  # noqa: E402
+from captum_netinv.inversion.optimizer import HostFreeAdam  # noqa: E402
+from captum_netinv.inversion.settings import DEFAULT_BATCH_SIZE, DEFAULT_STEPS  # noqa: E402
 
 #: The optimizers compared: torch's default and fused Adam, and ours, which the fit uses on CPUs.
 OPTIMIZERS: dict[str, Callable[[torch.nn.Module, float], torch.optim.Optimizer]] = {
@@ -103,17 +112,11 @@ def _step_seconds(inversion: NetworkInversion, steps: int) -> float:
     return (stamps[-1] - stamps[_WARM_STEPS - 1]) / steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per fit")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Reads per step and median step time of every optimizer, as a JSON-ready result."""
+    device = available_device(args.device)
     torch.manual_seed(0)
-    model = LeNet5().to(args.device).eval()
+    model = LeNet5().to(device).eval()
     inversion = NetworkInversion(model, input_shape=(1, 28, 28))
     reads = {}
     times: dict[str, list[float]] = {name: [] for name in OPTIMIZERS}
@@ -124,15 +127,86 @@ def main() -> None:
         for name in OPTIMIZERS:
             with _optimizer(name):
                 times[name].append(_step_seconds(inversion, args.steps))
+    rows = []
+    for name in OPTIMIZERS:
+        milliseconds = 1000 * statistics.median(times[name])
+        rows.append(
+            {
+                "optimizer": name,
+                "fit_default": name == _fit_default(device),
+                "reads_per_step": reads[name][0],
+                "python_reads_per_step": reads[name][1],
+                "step_ms_median": milliseconds,
+                "step_ms_runs": [1000 * value for value in times[name]],
+                "default_fit_seconds": DEFAULT_STEPS * milliseconds / 1000,
+            }
+        )
+    return {
+        "device": str(device),
+        "device_name": device_name(device),
+        "threads": torch.get_num_threads(),
+        "batch_size": DEFAULT_BATCH_SIZE,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "default_steps": DEFAULT_STEPS,
+        "rows": rows,
+        "torch": torch.__version__,
+    }
+
+
+def _fit_default(device: torch.device) -> str:
+    """The row of the optimizer that the fit itself picks on ``device``."""
+    if device.type == "cpu":
+        return "host-free Adam (ours, the fit's CPU default)"
+    return "fused Adam"
+
+
+def markdown_rows(result: dict[str, Any]) -> list[str]:
+    """One row per optimizer: step ms, host reads per step, the default fit's projected time."""
+    lines = []
+    for row in result["rows"]:
+        default = ", **the fit's default here**" if row["fit_default"] else ""
+        lines.append(
+            f"| NetworkInversion step LeNet-5 28x28, batch {result['batch_size']}, "
+            f"{row['optimizer']} | {result['device_name']} ({result['device']}) | "
+            f"**{row['step_ms_median']:.2f} ms/step**, {row['reads_per_step']:.1f} host reads/step"
+            f" ({row['python_reads_per_step']:.1f} from Python); default fit "
+            f"{result['default_steps']:,} steps ~ {row['default_fit_seconds']:.1f} s | median "
+            f"of {result['repeats']} x {result['steps']} steps; target <= 2 ms on the GPU"
+            f"{default} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per fit")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--out", default=None, help="also write the result as JSON here")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = measure(args)
     print(
         f"device {args.device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}"
     )
-    print("| optimizer | host reads / step (all) | from Python | step ms (median) |")
-    print("|---|---|---|---|")
-    for name in OPTIMIZERS:
-        every, python = reads[name]
-        milliseconds = 1000 * statistics.median(times[name])
-        print(f"| {name} | {every:.1f} | {python:.1f} | {milliseconds:.2f} |")
+    print(
+        "| optimizer | host reads / step (all) | from Python | step ms (median) | "
+        f"default fit ({DEFAULT_STEPS:,} steps) s |"
+    )
+    print("|---|---|---|---|---|")
+    for row in result["rows"]:
+        print(
+            f"| {row['optimizer']} | {row['reads_per_step']:.1f} | "
+            f"{row['python_reads_per_step']:.1f} | {row['step_ms_median']:.2f} | "
+            f"{row['default_fit_seconds']:.1f} |"
+        )
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
