@@ -53,7 +53,8 @@ def concept_matrix(
     ``(N, C)`` booleans: column ``c`` is ``detectors[concept_names[c]](inputs)``.
 
     Args:
-        inputs (Tensor): ``(N, ...)`` inputs the detectors judge.
+        inputs (Tensor): ``(N, ...)`` inputs the detectors judge, on any device (given to
+                    them as they are).
         concept_names (sequence of str): The concepts, in column order.
         detectors (Mapping[str, Callable]): Concept name -> detector.
 
@@ -95,10 +96,12 @@ def label_check(
         generated (Tensor): ``(n, ...)`` generated samples of the unit (``n >= 1``).
         real (Tensor): ``(m, ...)`` its top-activating real inputs (``m >= 1``).
         detectors (Mapping[str, Callable]): Concept name -> detector (inputs -> bools), for
-                    every concept of the formula.
+                    every concept of the formula. ``generated`` and ``real`` may lie on any
+                    devices: each detector gets them where they lie, and its answers are
+                    read on the CPU (:func:`concept_matrix`).
 
     Returns:
-        :class:`LabelCheck`.
+        :class:`LabelCheck` (Python values).
 
     Examples::
 

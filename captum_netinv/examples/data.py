@@ -92,7 +92,7 @@ def stroke_thickness(images: Tensor, threshold: float = 0.5) -> Tensor:
         threshold (float, optional): Intensity above which a pixel counts as ink.
 
     Returns:
-        *Tensor* of shape ``(N,)``.
+        *Tensor* of shape ``(N,)``, on the device of ``images``.
     """
     ink = (images[:, 0] > threshold).float()
     padded = torch.nn.functional.pad(ink, (1, 1, 1, 1))
@@ -114,12 +114,12 @@ def slant(images: Tensor) -> Tensor:
         images (Tensor): ``(N, 1, H, W)`` images with values in [0, 1].
 
     Returns:
-        *Tensor* of shape ``(N,)``.
+        *Tensor* of shape ``(N,)``, on the device of ``images``.
     """
     weights = images[:, 0]
     height, width = weights.shape[-2:]
-    rows = torch.arange(height, dtype=weights.dtype).view(1, -1, 1)
-    cols = torch.arange(width, dtype=weights.dtype).view(1, 1, -1)
+    rows = torch.arange(height, dtype=weights.dtype, device=weights.device).view(1, -1, 1)
+    cols = torch.arange(width, dtype=weights.dtype, device=weights.device).view(1, 1, -1)
     mass = weights.sum(dim=(1, 2)).clamp_min(1e-6)
     row_mean = (weights * rows).sum(dim=(1, 2)) / mass
     col_mean = (weights * cols).sum(dim=(1, 2)) / mass
@@ -139,11 +139,11 @@ def ink_width(images: Tensor, threshold: float = 0.5) -> Tensor:
         threshold (float, optional): Intensity above which a pixel counts as ink.
 
     Returns:
-        *Tensor* of shape ``(N,)``.
+        *Tensor* of shape ``(N,)``, on the device of ``images``.
     """
     columns_with_ink = (images[:, 0] > threshold).any(dim=1).float()
     width = columns_with_ink.shape[-1]
-    positions = torch.arange(width, dtype=torch.float32)
+    positions = torch.arange(width, dtype=torch.float32, device=columns_with_ink.device)
     first = torch.where(columns_with_ink > 0, positions, torch.inf).amin(dim=1)
     last = torch.where(columns_with_ink > 0, positions, -torch.inf).amax(dim=1)
     return ((last - first + 1).clamp_min(0.0) / width).nan_to_num(0.0)
@@ -164,7 +164,7 @@ def digit_concepts(images: Tensor, labels: Tensor) -> tuple[Tensor, list[str]]:
 
     Returns:
         *Tensor* of **concepts**, *list[str]* of **names**:
-        - **concepts**: boolean tensor of shape ``(N, 18)``.
+        - **concepts**: boolean tensor of shape ``(N, 18)``, on the device of ``labels``.
         - **names**: the 18 concept names, in column order.
 
     Examples::
@@ -181,8 +181,8 @@ def digit_concepts(images: Tensor, labels: Tensor) -> tuple[Tensor, list[str]]:
         )
     columns = [labels == digit for digit in range(10)]
     names = list(DIGIT_NAMES)
-    columns.append(torch.isin(labels, torch.tensor(ROUND_DIGITS)))
-    columns.append(torch.isin(labels, torch.tensor(STRAIGHT_DIGITS)))
+    columns.append(torch.isin(labels, torch.tensor(ROUND_DIGITS, device=labels.device)))
+    columns.append(torch.isin(labels, torch.tensor(STRAIGHT_DIGITS, device=labels.device)))
     names += ["round", "straight"]
     measures = {
         ("thick", "thin"): stroke_thickness(images),
@@ -192,7 +192,7 @@ def digit_concepts(images: Tensor, labels: Tensor) -> tuple[Tensor, list[str]]:
     for (high_name, low_name), values in measures.items():
         high = torch.quantile(values, 1.0 - _ATTRIBUTE_QUANTILE)
         low = torch.quantile(values, _ATTRIBUTE_QUANTILE)
-        columns += [values > high, values < low]
+        columns += [(values > high).to(labels.device), (values < low).to(labels.device)]
         names += [high_name, low_name]
     return torch.stack(columns, dim=1), names
 
@@ -212,7 +212,8 @@ def digit_concept_detectors(
         reference_images (Tensor): ``(N, 1, H, W)`` real images in [0, 1] (the thresholds).
 
     Returns:
-        *dict* concept name -> detector; images must be in [0, 1] (the pixel measures).
+        *dict* concept name -> detector; images must be in [0, 1] (the pixel measures), on
+        any device (``reference_images`` too); each detector answers on the CPU.
     """
     detectors: dict[str, ConceptDetector] = {
         f"digit_{digit}": _digit_detector(classifier, (digit,)) for digit in range(10)

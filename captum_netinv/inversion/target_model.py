@@ -171,22 +171,26 @@ class TargetModel:
         return pairwise_cosine(features)
 
     def evaluated(self, model_inputs: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Logits and features of any number of samples, in eval mode, batched, on the CPU."""
+        r"""Logits and features of any number of samples (on any device: each batch is moved to
+        the model's), in eval mode, batched, on the CPU."""
         logits, features = [], []
+        device = model_device(self.forward_func)
         with torch.no_grad(), eval_mode(self.forward_func):
             for batch in iterate_batches(model_inputs, SAMPLE_BATCH_SIZE):
-                output, feature = self.logits_and_features(batch)
+                output, feature = self.logits_and_features(batch.to(device))
                 logits.append(output.cpu())
                 features.append(feature.cpu())
         return torch.cat(logits), torch.cat(features)
 
     def probabilities(self, model_inputs: Tensor) -> Tensor:
-        r"""Softmax of the logits (:meth:`logits_of`) of ``model_inputs``, in eval mode, on the
-        CPU: the model's probabilities whatever its output holds."""
+        r"""Softmax of the logits (:meth:`logits_of`) of ``model_inputs`` (on any device: each
+        batch is moved to the model's), in eval mode, on the CPU: the model's probabilities
+        whatever its output holds."""
+        device = model_device(self.forward_func)
         with torch.no_grad(), eval_mode(self.forward_func):
             return torch.cat(
                 [
-                    self.logits_of(self(batch)).softmax(dim=1).cpu()
+                    self.logits_of(self(batch.to(device))).softmax(dim=1).cpu()
                     for batch in iterate_batches(model_inputs, SAMPLE_BATCH_SIZE)
                 ]
             )

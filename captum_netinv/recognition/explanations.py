@@ -153,8 +153,12 @@ class Explanations:
                     ``min_fraction``, ``max_fraction``, ``mode``, ``alternative``), as
                     ``SearchSettings.to_dict()`` gives them.
         activations (Tensor, optional): ``(N, K)`` activations of the whole layer (column =
-                    neuron index), kept for plots; not serialized.
+                    neuron index), kept for plots; not serialized. The search's results keep
+                    them where they were computed (the model's device for
+                    ``InverseRecognition.attribute``, the given ones' device for
+                    ``explain_activations``).
         concepts (Tensor, optional): ``(N, C)`` boolean labels, kept for plots; not serialized.
+                    The search's results keep them on the device of ``activations``.
     """
 
     def __init__(
@@ -210,6 +214,9 @@ class Explanations:
             concepts (Tensor or ndarray, optional): ``(N, C)`` labels. Default: the labels the
                         explanations were computed from.
             length (int, optional): A key of ``best_by_length``. Default: None (the formula)
+
+        Returns:
+            *Tensor* of ``N`` booleans, on the device of the labels (the CPU for an array).
         """
         explanation = self[neuron]
         if explanation.formula is None:
@@ -230,7 +237,7 @@ class Explanations:
     ) -> Tensor:
         r"""
         The ``(N,)`` activations of ``neuron``: column ``neuron`` of ``activations`` (default:
-        the activations the explanations were computed from).
+        the activations the explanations were computed from), on their device.
         """
         explained = self[neuron]
         values = activations if activations is not None else self.activations

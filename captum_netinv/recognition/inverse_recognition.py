@@ -140,13 +140,13 @@ class InverseRecognition(LayerAttribution):
     ) -> Explanations:
         r"""
         Args:
-            inputs (Tensor, Iterable or None): The samples: a tensor (in batches of
+            inputs (Tensor, Iterable or None): The samples, streamed: a tensor (in batches of
                         ``batch_size``) or an iterable of batches (a ``DataLoader``; tensors or
-                        ``(inputs, labels, ...)``), streamed. None with Captum concepts.
+                        ``(inputs, labels, ...)``), any device. None with Captum concepts.
             concepts (Tensor, ndarray, Mapping or list of Concept): An ``(N, C)`` binary
                         matrix (names in ``concept_names``), a mapping name -> ``(N,)`` mask, or
                         ``captum.concept.Concept`` s, whose ``data_iter`` batches are then the
-                        samples, each showing only its own concept.
+                        samples, each showing only its own concept; on any device.
             neurons (int or sequence of int, optional): Neurons to label. Default: all.
             formula_length (int, optional): Longest formula, in literals. Default: 3
             beam_size (int, optional): Formulas kept per level of the beam search. Default: 5
@@ -182,7 +182,7 @@ class InverseRecognition(LayerAttribution):
 
         Returns:
             :class:`Explanations`: per neuron the best formula with its AUC, p-value, ``z``,
-            support, final beam and best formula of each length (activations, labels kept).
+            support, final beam, best formula of each length; activations on the model's device.
 
         Examples::
 
@@ -335,7 +335,9 @@ def explain_activations(
 
     Returns:
         :class:`Explanations`, one per neuron, with its final beam and its best formula of each
-        length from 1 to ``formula_length``, carrying ``activations`` and the labels for plots.
+        length from 1 to ``formula_length`` (Python values), carrying ``activations`` as given
+        (on their device) and the labels moved to that device, for plots. ``activations`` and
+        ``concepts`` may lie on different devices: the search runs on ``device``.
 
     Examples::
 
@@ -427,9 +429,11 @@ def _label_neurons(
         if not bool(finite.all()):
             bad = [chosen[index] for index in torch.nonzero(~finite).flatten().tolist()]
             raise ValueError(f"`{source}` holds NaN or infinite values for neurons {bad}")
+        labels = labels.to(target)
         explained = _explain_columns(
             selected, labels, chosen=chosen, names=names, settings=settings, progress=progress
         )
+        labels = labels.to(values.device)  # kept beside the activations: masks index them
     return Explanations(
         explained,
         names,

@@ -62,7 +62,9 @@ def visualize_class_samples(
         )
     names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
     titles = (
-        [f"{float(p):.2f}" for p in confidences.reshape(-1)] if confidences is not None else None
+        [f"{p:.2f}" for p in confidences.detach().cpu().reshape(-1).tolist()]
+        if confidences is not None
+        else None
     )
     return visualize_image_grid(
         samples.reshape(num_classes * per_class, *samples.shape[2:]),

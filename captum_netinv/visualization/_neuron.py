@@ -118,8 +118,9 @@ def visualize_neuron(
     Args:
         inversion (NeuronInversion): A fitted neuron inversion covering ``neuron``.
         neuron (int): The unit (index of the layer's reduced output).
-        inputs (Tensor): ``(N, C, H, W)`` real model-space inputs; with ``explanations``, the
-                    samples the labels were computed on.
+        inputs (Tensor): ``(N, C, H, W)`` real model-space inputs, on any device (moved to
+                    the model's batch by batch); with ``explanations``, the samples the labels
+                    were computed on (their activations and labels on any device too).
         explanations (Explanations, optional): INVERT labels of the layer; the unit's formula
                     splits the histogram. Default: None (one histogram)
         n_generated (int, optional): Generated samples shown. Default: 16
@@ -171,7 +172,9 @@ def visualize_neuron(
     )
     top = torch.topk(real, min(k, len(real))).indices
     _show_mosaic(
-        axes[1], inversion.to_pixel_space(inputs[top]).cpu(), f"top {len(top)} real inputs"
+        axes[1],
+        inversion.to_pixel_space(inputs[top.to(inputs.device)]).cpu(),
+        f"top {len(top)} real inputs",
     )
     _show_mosaic(axes[2], inversion.to_pixel_space(generated).cpu(), f"{n_generated} generated")
     fig.suptitle(title if title is not None else f"unit {neuron}: {legend}", fontsize=10)

@@ -250,7 +250,8 @@ def visualize_top_activating(
         activations (Explanations, Tensor or ndarray): An :class:`Explanations` (its
                     activations, labels, names and formula are used), or ``(N, K)`` / ``(N,)``.
         neuron (int): The neuron.
-        inputs (Tensor): ``(N, C, H, W)`` images, the samples of the activations.
+        inputs (Tensor): ``(N, C, H, W)`` images, the samples of the activations; they,
+                    the activations and the labels may lie on any devices.
         concepts (Tensor or ndarray, optional): ``(N, C)`` binary labels; with an
                     ``Explanations``, default its labels.
         concept_names (sequence of str, optional): Names of the label columns; with an

@@ -66,7 +66,8 @@ def concept_id_of(generator: nn.Module, target: int, n_samples: int, seed: int |
 def samples_as_concept(samples: Tensor, *, concept_id: int, name: str, batch_size: int) -> Concept:
     r"""
     A :class:`captum.concept.Concept` whose ``data_iter`` yields ``samples`` in batches of
-    ``batch_size`` bare tensors (as Captum's concept code expects).
+    ``batch_size`` bare tensors (as Captum's concept code expects), on the device of
+    ``samples``.
     """
     check_positive_int(batch_size, "batch_size")
     loader = DataLoader(TensorDataset(samples), batch_size=batch_size, collate_fn=_stack_first)

@@ -16,7 +16,7 @@ from captum._utils.common import _format_additional_forward_args
 from torch import Tensor, nn
 
 from captum_netinv._activations import predicted_classes
-from captum_netinv._utils import excerpt, model_device, modules_of
+from captum_netinv._utils import excerpt, modules_of
 from captum_netinv.inversion.losses import within_class_diversity
 from captum_netinv.inversion.target_model import TargetModel
 
@@ -38,6 +38,8 @@ NEAR_COPY_DISTANCE = 0.02
 class InversionEvaluation:
     r"""
     Quality of an inversion, measured on freshly generated samples; ``str()`` sums it up.
+    Figures are Python floats and every tensor is on the CPU, whatever the devices of the
+    model, the samples and the real ``inputs``.
 
     Attributes:
         hit_rate (float): Fraction of samples the model assigns to their target class.
@@ -165,37 +167,51 @@ def real_diversity(
 
     Args:
         model (TargetModel): The inverted model; its features at the layer are compared.
-        inputs (Tensor): ``(N, *input_shape)`` real model-space inputs.
-        labels (Tensor, optional): ``(N,)`` their classes in ``[0, num_classes)``. Default:
-                    the model's predicted classes.
+        inputs (Tensor): ``(N, *input_shape)`` real model-space inputs, on any device (moved
+                    to the model's batch by batch).
+        labels (Tensor, optional): ``(N,)`` their classes in ``[0, num_classes)``, on any
+                    device (or a list / array). Default: the model's predicted classes.
         num_classes (int): The model's number of classes.
 
     Returns:
-        *Tensor* of shape ``(num_classes,)``, NaN for a class with fewer than two inputs.
+        *Tensor* of shape ``(num_classes,)`` on the CPU, NaN for a class with fewer than two
+        inputs.
     """
     features, classes = _real_features_and_classes(model, inputs, labels, num_classes)
     return within_class_diversity(features, classes, num_classes)
 
 
 def _real_features_and_classes(
-    model: TargetModel, inputs: Tensor, labels: Tensor | None, num_classes: int
+    model: TargetModel, inputs: Tensor, labels: object, num_classes: int
 ) -> tuple[Tensor, Tensor]:
-    r"""The model's features of real ``inputs`` and their classes (``labels``, checked, or the
-    model's predictions; on the CPU), from one forward pass."""
-    logits, features = model.evaluated(inputs.to(model_device(model.forward_func)))
+    r"""The model's features of real ``inputs`` (on any device; moved to the model's batch by
+    batch) and their classes (``labels`` on any device, or a list / array, checked; else the
+    model's predictions), both on the CPU, from one forward pass."""
+    logits, features = model.evaluated(inputs)
     if labels is None:
-        labels = logits.argmax(dim=1)
-    elif (
-        not isinstance(labels, Tensor)
-        or labels.dtype.is_floating_point
-        or tuple(labels.shape) != (len(inputs),)
-        or bool(((labels < 0) | (labels >= num_classes)).any())
+        return features, logits.argmax(dim=1)
+    return features, _checked_labels(labels, len(inputs), num_classes)
+
+
+def _checked_labels(labels: object, count: int, num_classes: int) -> Tensor:
+    r"""``labels`` as a ``(count,)`` integer tensor of classes in ``[0, num_classes)`` on the
+    CPU (a tensor on any device, a list or an array), else a ``ValueError``."""
+    try:
+        classes = torch.as_tensor(labels).cpu()
+    except (TypeError, ValueError, RuntimeError):
+        classes = None
+    if (
+        classes is None
+        or classes.dtype.is_floating_point
+        or classes.dtype.is_complex
+        or tuple(classes.shape) != (count,)
+        or bool(((classes < 0) | (classes >= num_classes)).any())
     ):
         raise ValueError(
-            f"`labels` must be a ({len(inputs)},) integer tensor of classes in [0, "
+            f"`labels` must be a ({count},) integer tensor of classes in [0, "
             f"{num_classes - 1}], one per row of `inputs`, got {excerpt(labels)}"
         )
-    return features, labels.cpu()
+    return classes
 
 
 def early_layer(forward_func: Callable) -> tuple[str, nn.Module] | None:
@@ -291,19 +307,23 @@ def evaluate_samples(
 
     Args:
         model (TargetModel): The inverted model; its logits and features are measured.
-        samples (Tensor): ``(num_classes * n, *input_shape)`` samples in model space.
-        targets (Tensor): ``(num_classes * n,)`` their classes, ``n`` of each, in order.
+        samples (Tensor): ``(num_classes * n, *input_shape)`` samples in model space, on any
+                    device (moved to the model's batch by batch).
+        targets (Tensor): ``(num_classes * n,)`` their classes, ``n`` of each, in order, on
+                    any device.
         num_classes (int): The model's number of classes.
         verifier (Callable, optional): A second classifier of the same inputs.
         verifier_forward_args (Any, optional): The verifier's own extra arguments after the
                     inputs, as Captum's ``additional_forward_args``.
-        inputs (Tensor, optional): Real model-space inputs: the diversity's reference
-                    (:func:`real_diversity`).
-        labels (Tensor, optional): Their classes. Default: the model's predictions.
+        inputs (Tensor, optional): Real model-space inputs on any device: the diversity's
+                    reference (:func:`real_diversity`).
+        labels (Tensor, optional): Their classes, on any device (or a list / array). Default:
+                    the model's predictions.
 
     Returns:
-        :class:`InversionEvaluation`.
+        :class:`InversionEvaluation` (floats, and tensors on the CPU).
     """
+    targets = targets.cpu()
     early = early_layer(model.forward_func)
     with _recorded_outputs(None if early is None else early[1]) as early_outputs:
         logits, features = model.evaluated(samples)

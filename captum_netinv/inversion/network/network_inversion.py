@@ -203,8 +203,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
 
         Args:
             inputs (Tensor, optional): Example batch ``(N, C, H, W)`` of floating-point
-                        model-space inputs (uint8 images: ``images.float() / 255``), only
-                        read for the input shape.
+                        model-space inputs (uint8 images: ``images.float() / 255``) on any
+                        device, only read for the input shape.
             steps (int, optional): Total optimisation steps. Default: 2700
             batch_size (int, optional): Generated samples per step (classes balanced), >= 2.
                         Default: 64
@@ -233,8 +233,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         default to False, our fits to True). Default: None
             internal_batch_size (int, optional): Refused with a ``TypeError`` naming
                         ``batch_size`` (one forward pass per step). Default: None
-            reference_inputs (Tensor, optional): Real model-space inputs ``(N, C, H, W)``
-                        whose layer statistics the fit matches (no longer data-free;
+            reference_inputs (Tensor, optional): Real model-space inputs ``(N, C, H, W)``, any
+                        device, whose layer statistics the fit matches (no longer data-free;
                         :mod:`~captum_netinv.inversion.feature_statistics`). Default: None
 
         Returns:
@@ -332,7 +332,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
 
         Returns:
             *Tensor* of **samples**, shape ``(n, *input_shape)``, in the model's input space
-            (normalized when ``input_normalization`` was given).
+            (normalized when ``input_normalization`` was given), on the model's device.
 
         Examples::
 
@@ -377,15 +377,16 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         them when they are missing.
             verifier_forward_args (Any, optional): The verifier's own extra arguments after
                         the inputs, passed unchanged with every batch.
-            inputs (Tensor, optional): Real model-space inputs ``(N, *input_shape)``: the
-                        within-class diversity of their features, per class and overall, and
-                        the samples' ratio to it (``real_diversity``, ``diversity_ratio``).
+            inputs (Tensor, optional): Real model-space inputs ``(N, *input_shape)``, on any
+                        device (moved to the model's batch by batch): the within-class
+                        diversity of their features, per class and overall, and the samples'
+                        ratio to it (``real_diversity``, ``diversity_ratio``).
                         Default: None (those fields None: no real-data reference)
-            labels (Tensor, optional): ``(N,)`` classes of ``inputs``. Default: the model's
-                        predicted classes.
+            labels (Tensor, optional): ``(N,)`` classes of ``inputs``, on any device (a list
+                        or array is converted). Default: the model's predicted classes.
 
         Returns:
-            :class:`InversionEvaluation`.
+            :class:`InversionEvaluation`: floats, and per-class tensors on the CPU.
 
         Examples::
 
@@ -444,7 +445,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         output (the softmax of logits; probabilities of a Softmax model as they are).
 
         Args:
-            inputs (Tensor): ``(N, *input_shape)`` model-space inputs.
+            inputs (Tensor): ``(N, *input_shape)`` model-space inputs, on any device (moved to
+                        the model's batch by batch).
             additional_forward_args (Any, optional): As in :meth:`fit`.
 
         Returns:
@@ -529,7 +531,8 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             seed (int, optional): Seed of the samples.
 
         Returns:
-            :class:`captum.concept.Concept`.
+            :class:`captum.concept.Concept`, whose ``data_iter`` yields the samples on the
+            model's device (where TCAV runs the model on them).
 
         Examples::
 

@@ -24,7 +24,7 @@ __all__ = ["NeuronEvaluation", "evaluate_neurons", "top_activating"]
 class NeuronEvaluation:
     r"""
     Quality of a neuron inversion per fitted unit, measured on fresh samples; ``str()`` sums
-    it up (and says when there is no real-data reference).
+    it up (and says when there is no real-data reference). Every tensor is on the CPU.
 
     Attributes:
         neurons (list[int]): The fitted units, in the order of every per-unit tensor.

@@ -309,8 +309,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
         Args:
             inputs (Tensor, optional): ``(N, C, H, W)`` real inputs in model space, ``N >= 2``,
-                        floating-point (uint8 images: ``images.float() / 255``): the units'
-                        reference scale (and the input shape).
+                        floating-point (uint8 images: ``images.float() / 255``), on any device
+                        (moved to the model's batch by batch): the units' reference scale (and
+                        the input shape); the measured :attr:`statistics` are kept on the CPU.
             steps (int, optional): Total optimisation steps. Default: 600
             batch_size (int, optional): Generated samples per step, at least the number of
                         units. Default: :meth:`default_batch_size`
@@ -457,7 +458,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         take the unit as ``neuron_selector``, and so does this one.
 
         Returns:
-            *Tensor* of **samples** ``(n, *input_shape)`` in the model's input space.
+            *Tensor* of **samples** ``(n, *input_shape)`` in the model's input space, on the
+            model's device.
 
         Examples::
 
@@ -497,17 +499,21 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         against the unit's ``top_k`` top-activating real inputs.
 
         Args:
-            inputs (Tensor, optional): Real model-space inputs (e.g. the test set). Default:
-                        the fit's reference statistics, no diversity ratio.
+            inputs (Tensor, optional): Real model-space inputs (e.g. the test set), on any
+                        device (moved to the model's batch by batch). Default: the fit's
+                        reference statistics, no diversity ratio.
             n_per_unit (int, optional): Samples per unit, >= 2. Default: 32
             top_k (int, optional): Top-activating real inputs per unit. Default: 100
             feature_func (Callable, optional): Features of the diversity measure (e.g. another
-                        model's hidden layer). Default: the layer's output.
+                        model's hidden layer), given batches where they lie: generated samples
+                        on the model's device, ``inputs`` on theirs. Default: the layer's
+                        output.
             seed (int, optional): Seed of the samples. Default: 0
             additional_forward_args (Any, optional): As in :meth:`fit`.
 
         Returns:
-            :class:`~captum_netinv.inversion.neuron.evaluation.NeuronEvaluation`.
+            :class:`~captum_netinv.inversion.neuron.evaluation.NeuronEvaluation`, its tensors
+            on the CPU.
         """
         if check_positive_int(n_per_unit, "n_per_unit") < 2:
             raise ValueError(f"`n_per_unit` must be >= 2 (diversity is pairwise), got {n_per_unit}")
@@ -526,7 +532,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         )
 
     def unit_activations(self, inputs: Tensor, additional_forward_args: Any = None) -> Tensor:
-        r"""``(N, K)`` activations of the fitted units on model-space ``inputs``, on the CPU."""
+        r"""``(N, K)`` activations of the fitted units on model-space ``inputs`` (on any device,
+        moved to the model's batch by batch), on the CPU."""
         model = self._neuron_view(additional_forward_args)
         return model.measured(inputs)[0]
 

@@ -65,8 +65,9 @@ class UnitStatistics:
     input_mean: Tensor
 
     def flat(self) -> Tensor:
-        r"""All the statistics in one 1-D tensor (to compare them)."""
-        return torch.cat([getattr(self, key).flatten() for key in _STATISTICS])
+        r"""All the statistics in one 1-D tensor on the CPU (to compare them), whatever the
+        device each statistic was given on."""
+        return torch.cat([getattr(self, key).detach().flatten().cpu() for key in _STATISTICS])
 
     def to_dict(self) -> dict[str, list[float]]:
         r"""Plain lists, as saved files hold them."""

@@ -125,3 +125,25 @@ def test_early_fields_are_none_without_a_first_layer_and_hooks_go_on_failure() -
     with pytest.raises(RuntimeError, match="planted failure"):
         evaluate_samples(view, samples, torch.arange(3).repeat_interleave(2), 3)
     assert _hooks_left(with_layer) == 0
+
+
+def test_real_labels_may_be_a_list_or_an_array_and_every_tensor_is_on_the_cpu() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
+    view = TargetModel(model, model[2], False, None, None)
+    generator = torch.Generator().manual_seed(2)
+    samples = torch.rand(6, 1, 4, 4, generator=generator)
+    targets = torch.arange(3).repeat_interleave(2)
+    labels = torch.tensor([0, 1, 1, 0, 2, 2, 0, 1, 2, 1, 0, 2])
+    real = torch.rand(12, 1, 4, 4, generator=generator).transpose(2, 3)  # not contiguous
+    assert not real.is_contiguous()
+    expected = evaluate_samples(view, samples, targets, 3, inputs=real.contiguous(), labels=labels)
+    for given in (labels.tolist(), labels.numpy(), labels.int()):
+        result = evaluate_samples(view, samples, targets, 3, inputs=real, labels=given)  # type: ignore[arg-type]
+        assert result.real_diversity == expected.real_diversity
+        assert result.real_pixel_diversity == expected.real_pixel_diversity
+        assert result.real_early_diversity == expected.real_early_diversity
+    tensors = [value for value in vars(expected).values() if isinstance(value, Tensor)]
+    assert len(tensors) == 9 and {tensor.device.type for tensor in tensors} == {"cpu"}
+    for wrong in (labels.float(), [0.5] * 12, ["a"] * 12, labels[:5].tolist()):
+        with pytest.raises(ValueError, match=r"`labels` must be a \(12,\) integer tensor"):
+            evaluate_samples(view, samples, targets, 3, inputs=real, labels=wrong)  # type: ignore[arg-type]
