@@ -85,6 +85,7 @@ PAPER = Preset(
         "matrix_encoding": "hot",
         "upsampling": "transposed",
         "colour_shift": 0.0,
+        "centering": 0.0,
         "loss_weights": dict.fromkeys(IMAGE_PRIORS, 0.0),
     },
 )
@@ -99,6 +100,7 @@ NEURON = Preset(
         "jitter": 0,
         "zoom": 0.0,
         "upsampling": "transposed",
+        "centering": 0.0,
         "loss_weights": {"cosine_similarity": 4.0, "feature_orthogonality": 0.2},
     },
 )

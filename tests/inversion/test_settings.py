@@ -9,6 +9,7 @@ from captum_netinv import NetworkInversion, NeuronInversion
 from captum_netinv.examples.models import LeNet5
 from captum_netinv.inversion import DEFAULT_LOSS_WEIGHTS, InversionSettings, training
 from captum_netinv.inversion.settings import (
+    DEFAULT_CENTERING,
     FORMAT1_VALUES,
     normalization_tensors,
     to_model_space,
@@ -94,8 +95,16 @@ def test_normalization_helpers_invert_each_other() -> None:
         normalization_tensors(settings, 1)
 
 
-def test_centering_is_a_validated_setting_off_by_default(trained_lenet: LeNet5) -> None:
-    assert InversionSettings().centering == 0.0
+def test_centering_is_a_validated_setting_on_in_the_default_preset_only(
+    trained_lenet: LeNet5,
+) -> None:
+    assert InversionSettings().centering == DEFAULT_CENTERING == 0.3
+    assert NetworkInversion(trained_lenet, input_shape=SHAPE).settings.centering == 0.3
+    assert (
+        NetworkInversion(trained_lenet, input_shape=SHAPE, preset="paper").settings.centering == 0
+    )
+    units = NeuronInversion(trained_lenet, trained_lenet.fc1, input_shape=SHAPE)
+    assert units.settings.centering == 0.0  # the neuron preset: untuned there
     assert FORMAT1_VALUES["centering"] == 0.0  # files from before it: no centering
     settings = InversionSettings(centering=0.25)
     assert settings.to_dict()["centering"] == 0.25
@@ -117,7 +126,7 @@ def test_the_centering_crop_grows_from_half_to_the_whole_image() -> None:
     settings = InversionSettings(centering=0.5)
     crops = [training.centering_crop(settings, p) for p in (0.0, 0.25, 0.5, 0.9)]
     assert crops == [0.5, 0.75, 1.0, 1.0]
-    assert training.centering_crop(InversionSettings(), 0.0) == 1.0
+    assert training.centering_crop(InversionSettings(centering=0.0), 0.0) == 1.0
 
 
 def test_a_fit_with_centering_crops_early_steps_and_centering_0_changes_nothing(

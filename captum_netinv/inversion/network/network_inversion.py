@@ -133,7 +133,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             upsampling, flips (optional): ``"resize"`` / ``"transposed"``; mirror half of
                         what the model sees in :meth:`fit`.
             colour_shift, centering (optional): :meth:`fit`'s colour jitter (None: 0.1 colour, 0
-                        grey) and share of steps showing a growing centre crop (default 0).
+                        grey) and share of steps showing a growing centre crop (0.3; paper 0).
             preset (str or Preset, optional): ``"default"`` or ``"paper"``
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default: ``"default"``
         """

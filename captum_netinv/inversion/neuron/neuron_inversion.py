@@ -156,8 +156,8 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
                         preset: the unit must fire on the generated sample itself)
             zoom (float, optional): As in NetworkInversion. Default: 0.0
             device_ids, vector_encoder, matrix_encoding (optional): As in NetworkInversion.
-            upsampling, flips, colour_shift, centering (optional): As in NetworkInversion; the
-                        ``"neuron"`` preset's ``upsampling`` is ``"transposed"``.
+            upsampling, flips, colour_shift, centering (optional): As in NetworkInversion
+                        (the ``"neuron"`` preset: ``"transposed"``, centering 0).
             preset (str or Preset, optional): The preset whose settings fill those left None
                         (:data:`~captum_netinv.inversion.presets.PRESETS`). Default:
                         ``"neuron"`` (:data:`~captum_netinv.inversion.presets.NEURON`)
