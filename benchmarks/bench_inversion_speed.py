@@ -40,6 +40,7 @@ from common import (  # noqa: E402
     device_name,
     frozen,
     parse_run_arguments,
+    synchronize,
     write_run_result,
 )
 
@@ -62,11 +63,6 @@ CEILINGS = (
     "bfloat16+channels_last",
     "bfloat16+channels_last+compile",
 )
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _ceiling_model(device: torch.device, variant: str) -> Callable[[Tensor], Tensor]:
@@ -104,12 +100,12 @@ def ceiling(args: argparse.Namespace, *, variant: str) -> dict[str, Any]:
         started = time.perf_counter()
         for _ in range(args.ceiling_warmup):  # the first compiles, where compiled
             iteration()
-        _synchronize(device)
+        synchronize(device)
         result["warmup_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
         for _ in range(args.ceiling_iters):
             iteration()
-        _synchronize(device)
+        synchronize(device)
     except Exception as error:  # noqa: BLE001 - a failed compile is a result, not a crash
         result["error"] = f"{type(error).__name__}: {error}"[:500]
         return result
@@ -155,8 +151,7 @@ def timed_fit(args: argparse.Namespace, autocast: str | None) -> dict[str, Any]:
         autocast=autocast,
         callback=lambda step, values: stamp(),
     )
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     seconds = stamps[-1] - stamps[args.warmup - 1]
     result = {
         "precision": autocast or "float32",

@@ -29,6 +29,7 @@ from common import (  # noqa: E402
     available_device,
     device_name,
     parse_run_arguments,
+    synchronize,
     synthetic_workload,
     write_run_result,
 )
@@ -37,11 +38,6 @@ from captum_netinv.recognition import explain_activations  # noqa: E402
 
 #: ``--small``: the same search on a workload that runs in seconds on a laptop CPU.
 SMALL = {"n": 2_000, "concepts": 60, "neurons": 16}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,10 +55,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     seconds = []
     for _ in range(args.repeats):
-        _synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         explanations = explain_activations(activations, labels, **search)
-        _synchronize(device)
+        synchronize(device)
         seconds.append(time.perf_counter() - started)
     aucs = torch.tensor([float(explanation.auc) for explanation in explanations])
     result: dict[str, Any] = {

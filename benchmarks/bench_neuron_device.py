@@ -30,6 +30,7 @@ from common import (  # noqa: E402
     device_name,
     frozen,
     parse_run_arguments,
+    synchronize,
     write_run_result,
 )
 
@@ -42,11 +43,6 @@ from captum_netinv.inversion.neuron.neuron_inversion import NEURON_STEPS  # noqa
 SMALL = {"steps": 6, "warmup": 2, "digits": 1000}
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Trains the LeNet-5 on the device, then times the NeuronInversion fit there."""
     device = available_device(args.device)
@@ -57,7 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     started = time.perf_counter()
     model = train_classifier(LeNet5().to(device), images, labels, epochs=args.epochs, seed=0)
-    _synchronize(device)
+    synchronize(device)
     train_seconds = time.perf_counter() - started
     model = frozen(model)
     inversion = NeuronInversion(model, getattr(model, args.layer), input_shape=(1, 28, 28))
@@ -70,7 +66,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress=False,
         callback=lambda step, values: stamps.append(time.perf_counter()),
     )
-    _synchronize(device)
+    synchronize(device)
     fit_seconds = time.perf_counter() - started
     timed = len(stamps) - args.warmup
     return {

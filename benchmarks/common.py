@@ -353,3 +353,9 @@ def write_run_result(result: dict[str, Any], arguments: argparse.Namespace, stem
     out = Path(arguments.out) if arguments.out else OUT / f"{stem}_{device_type}{small}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+
+
+def synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work (CUDA), so that a wall clock read after it is true."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
