@@ -131,7 +131,7 @@ def colour_page(
         progress (bool): Show the fit's progress bar.
 
     Returns:
-        *dict* for the summary JSON: ``{"colour": {...}}``, per-class figures as lists.
+        *dict* for the summary JSON, key ``"colour"``, the per-class figures as lists.
 
     Examples::
 
