@@ -18,13 +18,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, exported_package, run_in_tree
 
 _CHILD = r"""
 import hashlib, json, resource, sys, time
@@ -52,22 +49,9 @@ print(json.dumps({
 
 
 def _run(tree: Path, shape: list[int], beam_size: int) -> dict[str, Any]:
-    """One labeling in a fresh process importing ``captum_netinv`` from ``tree``."""
-    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    """One labeling in a fresh one-thread process importing ``captum_netinv`` from ``tree``."""
     arguments = [*map(str, shape), str(beam_size), str(ROOT / "benchmarks")]
-    # run from the tree's folder: the current folder comes first on the import path
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, *arguments],
-        env=env,
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    if not figures["package"].startswith(str(tree)):
-        raise RuntimeError(f"imported {figures['package']}, not the package of {tree}")
-    return figures
+    return run_in_tree(tree, _CHILD, arguments, threads=1)
 
 
 def main() -> None:
@@ -82,12 +66,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, 1 thread a process",
         "shapes": {},
     }
-    with tempfile.TemporaryDirectory() as folder:
-        old = Path(folder)
-        archive = subprocess.run(
-            ["git", "archive", args.baseline, "captum_netinv"], cwd=ROOT, capture_output=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    with exported_package(args.baseline) as old:
         for text in args.shape:
             shape = [int(value) for value in text.split(",")]
             runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this tree": []}

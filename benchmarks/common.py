@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,12 +39,14 @@ __all__ = [
     "WideCNN",
     "available_device",
     "device_name",
+    "exported_package",
     "frozen",
     "load_mnist_npz",
     "load_models",
     "model_path",
     "parse_run_arguments",
     "parse_settings",
+    "run_in_tree",
     "synthetic_rows",
     "synthetic_workload",
     "train_models",
@@ -359,3 +366,42 @@ def synchronize(device: torch.device) -> None:
     """Waits for the device's queued work (CUDA), so that a wall clock read after it is true."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# --- an earlier commit's package, side by side with this tree's ---------------------------------
+
+
+@contextmanager
+def exported_package(commit: str) -> Iterator[Path]:
+    r"""A temporary folder with ``commit``'s ``captum_netinv`` (``git archive``), removed after."""
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(
+            ["git", "archive", commit, "captum_netinv"], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+        yield Path(folder)
+
+
+def run_in_tree(tree: Path, code: str, arguments: list[str], threads: int) -> dict[str, Any]:
+    r"""
+    Runs ``code`` in a fresh process that imports ``captum_netinv`` from ``tree`` with
+    ``threads`` OpenMP/MKL threads, and returns the JSON of its last output line, which must
+    hold the imported package's path under ``"package"``.
+    """
+    threads_text = str(threads)
+    env = dict(
+        os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=threads_text, MKL_NUM_THREADS=threads_text
+    )
+    # run from the tree's folder: the current folder comes first on the import path
+    done = subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        env=env,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if not figures["package"].startswith(str(tree)):
+        raise RuntimeError(f"imported {figures['package']}, not the package of {tree}")
+    return figures

@@ -27,6 +27,7 @@ from captum_netinv.inversion.conditioning import (
     latent_conditioning_size,
     matrix_channel,
 )
+from captum_netinv.inversion.generator_layers import ResizeConv2d, UnitDropout
 
 __all__ = [
     "ConditionedGenerator",
@@ -109,7 +110,8 @@ class ConditionedGenerator(nn.Module):
                     ``"vector+matrix"``. Default: ``"vector"``
         dropout (float, optional): Dropout rate after every up-sampling stage. Default: 0.3
         channel_dropout (bool, optional): Drop whole feature maps (``nn.Dropout2d``) instead of
-                    single units (``nn.Dropout``). Default: False
+                    single units (:class:`~captum_netinv.inversion.generator_layers.UnitDropout`,
+                    an ``nn.Dropout``). Default: False
         input_range (tuple[float, float], optional): Range of the generated values.
                     Default: (0.0, 1.0)
         vector_encoder (str, optional): ``"mlp"`` or ``"none"`` (:data:`VectorEncoder`).
@@ -186,7 +188,7 @@ class ConditionedGenerator(nn.Module):
                 *_doubling(widths[i] + (i == self.matrix_stage), widths[i + 1], upsampling),
                 nn.BatchNorm2d(widths[i + 1]),
                 nn.ReLU(),
-                nn.Dropout2d(dropout) if channel_dropout else nn.Dropout(dropout),
+                nn.Dropout2d(dropout) if channel_dropout else UnitDropout(dropout),
             )
             for i in range(stages)
         )
@@ -220,6 +222,21 @@ class ConditionedGenerator(nn.Module):
         low, high = self.input_range
         return low + (high - low) * torch.sigmoid(hidden)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        # a "resize" stage was [nn.Upsample, nn.Conv2d, BatchNorm, ReLU, Dropout] before it
+        # became [ResizeConv2d, ...] (same parameters): shift such saved keys down by one
+        for index in range(len(self.stages)):
+            stage = f"{prefix}stages.{index}."
+            convolution = state_dict.get(f"{stage}1.weight")
+            if isinstance(convolution, Tensor) and convolution.dim() == 4:
+                saved = {
+                    key: state_dict.pop(key) for key in list(state_dict) if key.startswith(stage)
+                }
+                for key, value in saved.items():
+                    layer, _, rest = key[len(stage) :].partition(".")
+                    state_dict[f"{stage}{int(layer) - 1}.{rest}"] = value
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def class_matrix(self, condition: ConditioningBatch, size: Sequence[int]) -> Tensor:
         r"""
         The ``(B, 1, H, W)`` channel joined to the ``size`` feature map in matrix modes:
@@ -246,10 +263,7 @@ def _doubling(in_channels: int, out_channels: int, upsampling: Upsampling) -> li
     r"""The layers that double a feature map's size in a stage of the default generator."""
     if upsampling == "transposed":
         return [nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1)]
-    return [
-        nn.Upsample(scale_factor=2, mode="nearest"),
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-    ]
+    return [ResizeConv2d(in_channels, out_channels)]
 
 
 def _matrix_stage(

@@ -18,6 +18,7 @@ from captum_netinv.inversion.feature_statistics import (
     statistics_layers,
 )
 from captum_netinv.inversion.generator import ConditionedGenerator
+from captum_netinv.inversion.generator_layers import ResizeConv2d
 from captum_netinv.inversion.losses import mode_seeking, pixel_contrast, within_class_diversity
 from captum_netinv.inversion.network.evaluation import near_copy_share
 from captum_netinv.inversion.presets import PAPER
@@ -29,7 +30,7 @@ def test_resize_stages_have_no_transposed_convolution_and_make_no_checkerboard()
     resize = ConditionedGenerator((3, 32, 32), num_classes=9, upsampling="resize")
     transposed = ConditionedGenerator((3, 32, 32), num_classes=9, upsampling="transposed")
     kinds = {type(m) for m in resize.modules()}
-    assert nn.ConvTranspose2d not in kinds and nn.Upsample in kinds
+    assert nn.ConvTranspose2d not in kinds and ResizeConv2d in kinds
     assert nn.ConvTranspose2d in {type(m) for m in transposed.modules()}
 
     # the checkerboard: a transposed stage's output differs by pixel parity even for a constant
@@ -46,6 +47,7 @@ def test_resize_stages_have_no_transposed_convolution_and_make_no_checkerboard()
     resized = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(8, 4, 3, padding=1))
     assert parity_spread(convt) > 1e-3
     assert parity_spread(resized) < 1e-6
+    assert parity_spread(ResizeConv2d(8, 4)) < 1e-6
 
 
 def test_bad_upsampling_is_refused() -> None:
