@@ -2,7 +2,9 @@
 :class:`~captum_netinv.inversion.optimizer.HostFreeAdam`, which the fit uses on the CPU.
 
 A LeNet-5 inversion at the default batch of 64 (the CPU-visible part of the GPU issue). For each
-optimizer, side by side in one run, interleaved over ``--repeats`` rounds:
+optimizer, and for the fit's own optimizer with ``compile=True`` (and, on CUDA,
+``compile="reduce-overhead"``: CUDA graphs), side by side in one run, interleaved over
+``--repeats`` rounds:
 
 * **host reads per step** in steady state: ``aten::_local_scalar_dense`` events (every
   ``.item()`` / ``.tolist()``, in Python or inside torch's kernels) under ``torch.profiler``,
@@ -86,13 +88,29 @@ def _python_reads(counter: list[int]) -> Iterator[None]:
         torch.Tensor.item, torch.Tensor.tolist = item, tolist  # type: ignore[method-assign]
 
 
-def _reads_per_step(inversion: NetworkInversion, steps: int) -> tuple[float, float]:
-    """Steady-state host reads per step (all, Python-made): the difference of two fit lengths."""
+def _variants(device: torch.device) -> list[tuple[str, str, bool | str]]:
+    """The fits compared on ``device``: (label, optimizer, ``compile``)."""
+    variants: list[tuple[str, str, bool | str]] = [(name, name, False) for name in OPTIMIZERS]
+    fit_default = _fit_default(device)
+    variants.append((f"{fit_default} + compile=True", fit_default, True))
+    if device.type == "cuda":
+        variants.append(
+            (f"{fit_default} + compile='reduce-overhead'", fit_default, "reduce-overhead")
+        )
+    return variants
+
+
+def _reads_per_step(
+    inversion: NetworkInversion, steps: int, compile: bool | str
+) -> tuple[float, float]:
+    """Steady-state host reads per step (all, Python-made): the difference of two fit lengths,
+    after a first fit (which compiles, where ``compile`` asks for it)."""
+    inversion.fit(steps=_WARM_STEPS, seed=0, progress=False, compile=compile)
     counts = []
     for length in (_WARM_STEPS, _WARM_STEPS + steps):
         python_reads = [0]
         with profile(activities=[ProfilerActivity.CPU]) as profiler, _python_reads(python_reads):
-            inversion.fit(steps=length, seed=0, progress=False)
+            inversion.fit(steps=length, seed=0, progress=False, compile=compile)
         every = sum(1 for event in profiler.events() if event.name == "aten::_local_scalar_dense")
         counts.append((every, python_reads[0]))
     return (
@@ -101,34 +119,38 @@ def _reads_per_step(inversion: NetworkInversion, steps: int) -> tuple[float, flo
     )
 
 
-def _step_seconds(inversion: NetworkInversion, steps: int) -> float:
-    """Mean seconds per step of a fit, after its first steps."""
+def _step_seconds(inversion: NetworkInversion, steps: int, compile: bool | str) -> float:
+    """Mean seconds per step of a fit, after its first steps (and its compilation)."""
     stamps: list[float] = []
 
     def stamp(step: int, values: dict[str, float]) -> None:
         stamps.append(time.perf_counter())
 
-    inversion.fit(steps=_WARM_STEPS + steps, seed=0, progress=False, callback=stamp)
+    inversion.fit(
+        steps=_WARM_STEPS + steps, seed=0, progress=False, callback=stamp, compile=compile
+    )
     return (stamps[-1] - stamps[_WARM_STEPS - 1]) / steps
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Reads per step and median step time of every optimizer, as a JSON-ready result."""
+    """Reads per step and median step time of every variant, as a JSON-ready result."""
     device = available_device(args.device)
     torch.manual_seed(0)
     model = LeNet5().to(device).eval()
     inversion = NetworkInversion(model, input_shape=(1, 28, 28))
+    variants = _variants(device)
     reads = {}
-    times: dict[str, list[float]] = {name: [] for name in OPTIMIZERS}
-    for name in OPTIMIZERS:
-        with _optimizer(name):
-            reads[name] = _reads_per_step(inversion, args.steps)
+    times: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    for label, optimizer, compile in variants:
+        with _optimizer(optimizer):
+            reads[label] = _reads_per_step(inversion, args.steps, compile)
     for _ in range(args.repeats):
-        for name in OPTIMIZERS:
-            with _optimizer(name):
-                times[name].append(_step_seconds(inversion, args.steps))
+        for label, optimizer, compile in variants:
+            with _optimizer(optimizer):
+                times[label].append(_step_seconds(inversion, args.steps, compile))
     rows = []
-    for name in OPTIMIZERS:
+    for label, _, _ in variants:
+        name = label
         milliseconds = 1000 * statistics.median(times[name])
         rows.append(
             {

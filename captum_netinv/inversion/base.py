@@ -325,6 +325,7 @@ class _InversionBase(InternalAttribution):
         autocast: str | None,
         settings: InversionSettings | None = None,
         reference_inputs: Tensor | None = None,
+        compile: str | None = None,  # noqa: A002 (the fit argument's name)
     ) -> History:
         r"""
         The fit of both methods: a fresh fit from the initial weights (history and
@@ -332,7 +333,8 @@ class _InversionBase(InternalAttribution):
         ``group`` is the process group the public ``fit`` resolved (None: one process);
         ``settings`` are the fit's, when they differ from :attr:`settings` (default: those);
         with ``reference_inputs`` the fit matches their feature statistics
-        (:mod:`~captum_netinv.inversion.feature_statistics`).
+        (:mod:`~captum_netinv.inversion.feature_statistics`); ``compile`` is a checked
+        ``torch.compile`` mode or None (:mod:`~captum_netinv.inversion.compilation`).
         """
         model = self._ensure_input_shape(None, additional_forward_args)
         if reference_inputs is not None:
@@ -394,6 +396,7 @@ class _InversionBase(InternalAttribution):
                     checkpoint_every=checkpoint_every,
                     process_group=group,
                     autocast=autocast,
+                    compile=compile,
                 )
             except NonFiniteLossError as error:
                 self.steps_trained = error.step - 1

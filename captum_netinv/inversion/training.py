@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -19,6 +20,13 @@ from tqdm import tqdm
 from captum_netinv._progress import progress_bar
 from captum_netinv._utils import eval_mode, model_device
 from captum_netinv.inversion.augmentation import augmented, centered
+from captum_netinv.inversion.compilation import (
+    StepParts,
+    compiled_parts,
+    eager_parts,
+    restorable_step,
+    warn_compile_failed,
+)
 from captum_netinv.inversion.conditioning import ConditioningBatch
 from captum_netinv.inversion.distributed import (
     ProcessGroup,
@@ -146,12 +154,16 @@ def step_terms(
     group: ProcessGroup | None = None,
     autocast: str | None = None,
     progress_fraction: float = 1.0,
+    loss_terms: Callable[..., dict[str, Tensor]] = inversion_loss_terms,
 ) -> StepTerms:
     r"""
     Generates the batch of ``condition`` and ``z``, runs it through ``model`` augmented, and
     computes the loss terms of ``settings`` (global-batch terms under a process group).
     ``norms`` come from :func:`prior_layers`. ``progress_fraction`` (the step over the fit's
     steps) sets the crop of ``settings.centering`` (:func:`centering_crop`); 1: none.
+    ``loss_terms`` computes the terms (a compiled
+    :func:`~captum_netinv.inversion.losses.inversion_loss_terms`:
+    :mod:`~captum_netinv.inversion.compilation`).
     """
     with autocast_context(z.device, autocast):
         images = generator(z, condition)
@@ -171,7 +183,7 @@ def step_terms(
         )
         recorded = [(layer, inputs.float()) for layer, inputs in recorded]
     norm_inputs = [(layer, x) for layer, x in recorded if isinstance(layer, _BatchNorm)]
-    terms = inversion_loss_terms(
+    terms = loss_terms(
         logits,
         features,
         images,
@@ -207,11 +219,11 @@ def centering_crop(settings: InversionSettings, progress_fraction: float) -> flo
 
 
 def _step(
-    generator: nn.Module,
+    parts: StepParts,
+    *,
     model: TargetModel,
     settings: InversionSettings,
     optimizer: torch.optim.Optimizer,
-    *,
     condition: ConditioningBatch,
     z: Tensor,
     step: int,
@@ -222,7 +234,7 @@ def _step(
     progress_fraction: float = 1.0,
 ) -> dict[str, float]:
     terms, logits, _ = step_terms(
-        generator,
+        parts.generator,
         model,
         settings,
         condition=condition,
@@ -231,6 +243,7 @@ def _step(
         group=group,
         autocast=autocast,
         progress_fraction=progress_fraction,
+        loss_terms=parts.loss_terms,
     )
     loss = weighted_sum(terms, settings.loss_weights)
     optimizer.zero_grad(set_to_none=True)
@@ -255,6 +268,52 @@ def _step(
         scaler.step(optimizer)
         scaler.update()
     return values
+
+
+def _fit_step(
+    model: TargetModel,
+    settings: InversionSettings,
+    optimizer: torch.optim.Optimizer,
+    *,
+    group: ProcessGroup | None,
+    autocast: str | None,
+    device: torch.device,
+) -> Callable[..., dict[str, float]]:
+    r""":func:`_step` with the arguments that stay the same over a fit bound: the prior layers
+    (found once), a gradient scaler for float16."""
+    return partial(
+        _step,
+        model=model,
+        settings=settings,
+        optimizer=optimizer,
+        norms=prior_layers(model, settings),
+        group=group,
+        autocast=autocast,
+        scaler=torch.amp.GradScaler(device.type) if autocast == "float16" else None,
+    )
+
+
+def _first_compiled_step(
+    run: Callable[[StepParts], dict[str, float]],
+    parts: StepParts,
+    *,
+    generator: nn.Module,
+    device: torch.device,
+    mode: str,
+) -> tuple[dict[str, float], StepParts]:
+    r"""Runs the fit's first step with the compiled ``parts``; where compilation fails, warns,
+    restores the random state and the generator's buffers, and runs it eagerly. Returns the
+    step's values and the parts the fit goes on with."""
+    with restorable_step(generator, device) as restore:
+        try:
+            return run(parts), parts
+        except (NonFiniteLossError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # any compiler or backend failure
+            restore()
+            warn_compile_failed(error, mode, stacklevel=6)
+            eager = eager_parts(generator)
+            return run(eager), eager
 
 
 def prior_layers(model: TargetModel, settings: InversionSettings) -> list[nn.Module]:
@@ -326,6 +385,7 @@ def train_generator(
     desc: str = "NetworkInversion fit",
     process_group: ProcessGroup | None = None,
     autocast: str | None = None,
+    compile: str | None = None,  # noqa: A002 (the fit argument's name)
 ) -> int:
     r"""
     Trains ``generator`` from step ``start`` to ``steps`` through the frozen model (in eval
@@ -353,6 +413,8 @@ def train_generator(
                     :func:`~captum_netinv.inversion.distributed.fit_group` resolved it (used as
                     given: a group of one rank is not turned into None here). Default: None
         autocast (str, optional): ``"bfloat16"`` or ``"float16"`` forward passes. Default: None
+        compile (str, optional): A ``torch.compile`` mode for the generator and the loss terms
+                    (:mod:`~captum_netinv.inversion.compilation`). Default: None (eager)
 
     Returns:
         *int*: the number of steps done when the fit ended.
@@ -365,16 +427,16 @@ def train_generator(
     group = process_group
     check_autocast(autocast)
     share, rank = local_batch_size(batch_size, group), rank_of(group)
-    norms = prior_layers(model, settings)
     done = start
     generator.train()
-    scaler = torch.amp.GradScaler(device.type) if autocast == "float16" else None
     with (
         eval_mode(model.forward_func),
         frozen_parameters(model.forward_func, generator),
         wrap_generator(generator, group) as runner,
         progress_bar(total=steps, initial=start, desc=desc, enabled=progress and not rank) as bar,
     ):
+        parts = eager_parts(runner) if compile is None else compiled_parts(runner, compile)
+        fixed = _fit_step(model, settings, optimizer, group=group, autocast=autocast, device=device)
         for step in range(start + 1, steps + 1):
             condition, z = draw_batch(
                 settings,
@@ -384,20 +446,15 @@ def train_generator(
                 device=device,
                 offset=rank * share,
             )
-            values = _step(
-                runner,
-                model,
-                settings,
-                optimizer,
-                condition=condition,
-                z=z,
-                step=step,
-                norms=norms,
-                group=group,
-                autocast=autocast,
-                scaler=scaler,
-                progress_fraction=step / steps,
+            run = partial(
+                fixed, condition=condition, z=z, step=step, progress_fraction=step / steps
             )
+            if compile is not None and step == start + 1:
+                values, parts = _first_compiled_step(
+                    run, parts, generator=runner, device=device, mode=compile
+                )
+            else:
+                values = run(parts)
             _record(values, history=history, bar=bar)
             done = step
             stop = _asks_to_stop(callback, step, values, group, device)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from captum_netinv._utils import check_int, check_model_inputs, check_positive_int, timed_warning
 from captum_netinv.inversion.base import _InversionBase, fit_progress
 from captum_netinv.inversion.checkpoint import write_atomically
+from captum_netinv.inversion.compilation import check_compile
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group
 from captum_netinv.inversion.generator import Upsampling, VectorEncoder
@@ -187,19 +188,18 @@ class NetworkInversion(_InversionBase, LayerAttribution):
         show_progress: bool | None = None,
         internal_batch_size: int | None = None,
         reference_inputs: Tensor | None = None,
+        compile: bool | str = False,  # noqa: A002 (torch.compile's name)
     ) -> History:
         r"""
         Trains the generator through the frozen model with Adam
         (:func:`~captum_netinv.inversion.training.train_generator`).
 
-        All randomness of the fit (initial weights of the default generator, latent codes,
-        conditioning draws, dropout) comes from ``seed``, inside a forked RNG so that the global
-        random state is left alone. With ``checkpoint_path`` the generator, optimizer, history
-        and random states are written every ``checkpoint_every`` steps and at the end; if the
-        file already holds a checkpoint of this inversion the fit resumes from it and ends with
-        the weights an uninterrupted fit would have. Otherwise every call starts over from the
-        generator's initial weights: ``history`` and ``steps_trained`` then count this fit's
-        ``steps`` alone (to train further, fit with ``checkpoint_path`` and a larger ``steps``).
+        All randomness of the fit (initial weights, latent codes, conditioning, dropout) comes
+        from ``seed``, in a forked RNG (the global random state is left alone). With
+        ``checkpoint_path`` the generator, optimizer, history and random states are written
+        every ``checkpoint_every`` steps and at the end; a file holding a checkpoint of this
+        inversion is resumed, to the weights an uninterrupted fit would have. Otherwise every
+        call starts over: ``history`` and ``steps_trained`` count this fit's ``steps`` alone.
 
         Args:
             inputs (Tensor, optional): Example batch ``(N, C, H, W)`` of floating-point
@@ -217,25 +217,24 @@ class NetworkInversion(_InversionBase, LayerAttribution):
                         with the step's loss terms, total ``"loss"`` and ``"hit_rate"``;
                         returning True stops the fit (a checkpoint is written first).
             additional_forward_args (Any, optional): Extra arguments of ``forward_func`` after
-                        the inputs, as in Captum; passed unchanged with every batch of
-                        generated samples, so they must not be per-sample (broadcastable ones,
-                        e.g. ``(1, ...)``, are fine).
+                        the inputs, as in Captum, passed unchanged with every generated batch
+                        (so not per-sample; broadcastable ``(1, ...)`` ones are fine).
             process_group (ProcessGroup, optional): Called on every rank of a
-                        ``torch.distributed`` group (by default the initialized default group,
-                        if any), the ranks train one generator in DistributedDataParallel:
-                        ``batch_size`` is the global batch, split evenly, the batch-level terms
-                        see all of it, rank 0 alone writes checkpoints
-                        (:mod:`~captum_netinv.inversion.distributed`, :doc:`/performance`).
+                        ``torch.distributed`` group (default: the initialized default group, if
+                        any), the ranks train one generator in DDP: ``batch_size`` is the global
+                        batch, split evenly; rank 0 alone writes checkpoints (:doc:`/performance`).
             autocast (str, optional): ``"bfloat16"`` or ``"float16"`` (with a gradient scaler):
                         forward passes in half precision, loss terms in float32; faster on
                         GPUs and CPUs with bfloat16 units (AMX), slower on others. Default: None
             show_progress (bool, optional): Captum's name for ``progress`` (Captum's methods
                         default to False, our fits to True). Default: None
-            internal_batch_size (int, optional): Refused with a ``TypeError`` naming
-                        ``batch_size`` (one forward pass per step). Default: None
+            internal_batch_size (int, optional): Refused (``TypeError``): see ``batch_size``.
             reference_inputs (Tensor, optional): Real model-space inputs ``(N, C, H, W)``, any
                         device, whose layer statistics the fit matches (no longer data-free;
                         :mod:`~captum_netinv.inversion.feature_statistics`). Default: None
+            compile (bool or str, optional): ``torch.compile`` the generator and the loss
+                        terms, in a mode of :mod:`~captum_netinv.inversion.compilation` (True:
+                        ``"default"``; ``"reduce-overhead"``: CUDA graphs). Default: False
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step for each loss term,
@@ -251,11 +250,12 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             >>> history["hit_rate"][-1]
             1.0
         """
+        compile_mode = check_compile(compile)
         progress = fit_progress(progress, show_progress, internal_batch_size)
         group = fit_group(process_group, batch_size, autocast)
         # without an input shape or example inputs, the reference inputs give the shape
-        shape_source = reference_inputs if inputs is None and self.input_shape is None else inputs
-        self._ensure_input_shape(shape_source, additional_forward_args)
+        no_shape = inputs is None and self.input_shape is None
+        self._ensure_input_shape(reference_inputs if no_shape else inputs, additional_forward_args)
         return self._run_fit(
             steps=steps,
             batch_size=batch_size,
@@ -268,6 +268,7 @@ class NetworkInversion(_InversionBase, LayerAttribution):
             additional_forward_args=additional_forward_args,
             group=group,
             autocast=autocast,
+            compile=compile_mode,
             reference_inputs=reference_inputs,
         )
 

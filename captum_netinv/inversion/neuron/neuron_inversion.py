@@ -32,6 +32,7 @@ from captum_netinv._utils import (
 )
 from captum_netinv.inversion.base import _InversionBase, fit_progress
 from captum_netinv.inversion.checkpoint import write_atomically
+from captum_netinv.inversion.compilation import check_compile
 from captum_netinv.inversion.conditioning import ConditioningMode, MatrixEncoding
 from captum_netinv.inversion.distributed import fit_group, identical_on_ranks
 from captum_netinv.inversion.generator import Upsampling, VectorEncoder
@@ -298,6 +299,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
         autocast: str | None = None,
         show_progress: bool | None = None,
         internal_batch_size: int | None = None,
+        compile: bool | str = False,  # noqa: A002 (torch.compile's name)
     ) -> History:
         r"""
         Measures each unit's 99th percentile and standard deviation on ``inputs`` (real
@@ -333,6 +335,9 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             internal_batch_size (int, optional): Refused with a ``TypeError`` naming
                         ``batch_size``: a fit sends each step's samples through the model in
                         one forward pass. Default: None
+            compile (bool or str, optional): ``torch.compile`` the generator and the loss
+                        terms, in a mode of :mod:`~captum_netinv.inversion.compilation` (True:
+                        ``"default"``; ``"reduce-overhead"``: CUDA graphs). Default: False
 
         Returns:
             *dict[str, list[float]]*: the **history**, one value per step of each loss term,
@@ -343,6 +348,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
 
             >>> history = inversion.fit(real_images, steps=600, seed=0, progress=False)
         """
+        compile_mode = check_compile(compile)
         check_positive_number(lr, "lr")  # before the statistics below change the object
         progress = fit_progress(progress, show_progress, internal_batch_size)
         model = self._ensure_input_shape(inputs, additional_forward_args)
@@ -369,6 +375,7 @@ class NeuronInversion(_InversionBase, NeuronAttribution):
             additional_forward_args=additional_forward_args,
             group=group,
             autocast=autocast,
+            compile=compile_mode,
             settings=pair_weighted(self.settings, batch_size, count, _PAIR_TERMS),
         )
 
