@@ -24,6 +24,7 @@ from torch import nn
 __all__ = [
     "MAX_SEED",
     "caller_stacklevel",
+    "channels_last",
     "check_forward_func",
     "check_int",
     "check_layer_in_model",
@@ -204,6 +205,29 @@ def check_seed(seed: object, name: str = "seed") -> int | None:
     if not 0 <= number < MAX_SEED:
         raise ValueError(f"`{name}` must be in [0, 2**63), got {excerpt(seed)}")
     return number
+
+
+@contextmanager
+def channels_last(module: nn.Module, enabled: bool = True) -> Iterator[None]:
+    r"""
+    Inside, ``module``'s 4-d parameters and buffers are in channels-last memory format (where
+    ``enabled``); on exit each one that was not is put back in the contiguous format. Values
+    and tensor identities (an optimizer's references) are unchanged; only strides change, so
+    that whatever follows (a sample's dropout masks, drawn in memory order) is as before.
+    """
+    tensors = [*module.parameters(), *module.buffers()] if enabled else []
+    changed = [
+        tensor
+        for tensor in tensors
+        if tensor.dim() == 4 and not tensor.is_contiguous(memory_format=torch.channels_last)
+    ]
+    for tensor in changed:
+        tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for tensor in changed:
+            tensor.data = tensor.data.contiguous()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from captum_netinv._utils import (
+    channels_last,
     check_forward_func,
     check_layer_in_model,
     check_positive_int,
@@ -136,3 +137,23 @@ def test_excerpt_cuts_long_inputs() -> None:
     assert excerpt("abc") == "'abc'"
     text = excerpt("x" * 10**6)
     assert len(text) < 120 and "1000002 characters" in text
+
+
+def test_channels_last_converts_4d_tensors_inside_and_restores_each_one() -> None:
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2))
+    already = nn.Conv2d(4, 4, 1).to(memory_format=torch.channels_last)
+    module.append(already)
+    weight = module[0].weight
+    before = {name: value.clone() for name, value in module.state_dict().items()}
+    with channels_last(module):
+        assert module[0].weight is weight  # the same Parameter (an optimizer keeps it)
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert not weight.is_contiguous()
+        output = module[0](torch.rand(2, 3, 8, 8))
+        assert output.is_contiguous(memory_format=torch.channels_last)
+    assert module[0].weight is weight and weight.is_contiguous()
+    assert already.weight.is_contiguous(memory_format=torch.channels_last)  # as it was
+    assert all(torch.equal(before[name], value) for name, value in module.state_dict().items())
+    with channels_last(module, enabled=False):
+        assert weight.is_contiguous()

@@ -31,6 +31,7 @@ __all__ = [
     "num_classes_of_output",
     "output_kind_of",
     "output_kind_warning",
+    "prefers_channels_last",
 ]
 
 #: Batch size of every forward pass over generated samples outside a fit.
@@ -214,6 +215,22 @@ def default_layer(forward_func: Callable) -> nn.Linear:
             "found in the callable); pass the layer whose features the diversity terms use"
         )
     return linears[-1]
+
+
+def prefers_channels_last(forward_func: Callable) -> bool:
+    r"""
+    Whether a fit feeds ``forward_func`` channels-last batches (and keeps its own generator
+    channels-last): where the model runs 2-d convolutions. Their kernels (oneDNN on CPUs,
+    cuDNN on GPUs, tensor cores in half precision) are faster on channels-last inputs; the
+    model's own parameters are left as they are, since a convolution follows the format of its
+    input. Measured on two CPU cores: the LeNet-5 and ShapesCNN steps about 10% faster
+    (:doc:`/performance`).
+    """
+    return any(
+        isinstance(layer, nn.Conv2d)
+        for module in modules_of(forward_func)
+        for layer in module.modules()
+    )
 
 
 def num_classes_of_output(output: object, batch: int, num_classes: int | None) -> int:

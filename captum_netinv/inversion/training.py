@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from captum_netinv._progress import progress_bar
-from captum_netinv._utils import eval_mode, model_device
+from captum_netinv._utils import channels_last, eval_mode, model_device
 from captum_netinv.inversion.augmentation import augmented, centered
 from captum_netinv.inversion.compilation import (
     StepParts,
@@ -53,7 +53,7 @@ from captum_netinv.inversion.optimizer import HostFreeAdam
 from captum_netinv.inversion.presets import PRESETS
 from captum_netinv.inversion.sampling import latent_codes
 from captum_netinv.inversion.settings import InversionSettings
-from captum_netinv.inversion.target_model import TargetModel
+from captum_netinv.inversion.target_model import TargetModel, prefers_channels_last
 
 __all__ = [
     "History",
@@ -155,6 +155,7 @@ def step_terms(
     autocast: str | None = None,
     progress_fraction: float = 1.0,
     loss_terms: Callable[..., dict[str, Tensor]] = inversion_loss_terms,
+    channels_last: bool = False,
 ) -> StepTerms:
     r"""
     Generates the batch of ``condition`` and ``z``, runs it through ``model`` augmented, and
@@ -163,7 +164,8 @@ def step_terms(
     steps) sets the crop of ``settings.centering`` (:func:`centering_crop`); 1: none.
     ``loss_terms`` computes the terms (a compiled
     :func:`~captum_netinv.inversion.losses.inversion_loss_terms`:
-    :mod:`~captum_netinv.inversion.compilation`).
+    :mod:`~captum_netinv.inversion.compilation`). ``channels_last`` gives the model its batch
+    channels-last (:func:`~captum_netinv.inversion.target_model.prefers_channels_last`).
     """
     with autocast_context(z.device, autocast):
         images = generator(z, condition)
@@ -176,6 +178,8 @@ def step_terms(
                 flips=settings.flips,
                 colour_shift=settings.colour_shift_for(model_inputs.shape[1]),
             )
+            if channels_last:
+                seen = seen.contiguous(memory_format=torch.channels_last)
             logits, features = model.logits_and_features(seen)
     if autocast is not None:  # forward passes in half precision, loss terms in float32
         images, model_inputs, logits, features = (
@@ -232,6 +236,7 @@ def _step(
     autocast: str | None = None,
     scaler: torch.amp.GradScaler | None = None,
     progress_fraction: float = 1.0,
+    channels_last: bool = False,
 ) -> dict[str, float]:
     terms, logits, _ = step_terms(
         parts.generator,
@@ -244,6 +249,7 @@ def _step(
         autocast=autocast,
         progress_fraction=progress_fraction,
         loss_terms=parts.loss_terms,
+        channels_last=channels_last,
     )
     loss = weighted_sum(terms, settings.loss_weights)
     optimizer.zero_grad(set_to_none=True)
@@ -280,7 +286,7 @@ def _fit_step(
     device: torch.device,
 ) -> Callable[..., dict[str, float]]:
     r""":func:`_step` with the arguments that stay the same over a fit bound: the prior layers
-    (found once), a gradient scaler for float16."""
+    (found once), a gradient scaler for float16, the model's memory format."""
     return partial(
         _step,
         model=model,
@@ -290,6 +296,7 @@ def _fit_step(
         group=group,
         autocast=autocast,
         scaler=torch.amp.GradScaler(device.type) if autocast == "float16" else None,
+        channels_last=prefers_channels_last(model.forward_func),
     )
 
 
@@ -389,7 +396,9 @@ def train_generator(
 ) -> int:
     r"""
     Trains ``generator`` from step ``start`` to ``steps`` through the frozen model (in eval
-    mode, parameters frozen, flags restored after); under a process group, in DDP.
+    mode, parameters frozen, flags restored after); under a process group, in DDP. For a
+    convolutional model (:func:`~captum_netinv.inversion.target_model.prefers_channels_last`)
+    the batches and ``generator`` are channels-last during the fit.
 
     Args:
         generator (nn.Module): The generator, trained in place.
@@ -432,6 +441,7 @@ def train_generator(
     with (
         eval_mode(model.forward_func),
         frozen_parameters(model.forward_func, generator),
+        channels_last(generator, enabled=prefers_channels_last(model.forward_func)),
         wrap_generator(generator, group) as runner,
         progress_bar(total=steps, initial=start, desc=desc, enabled=progress and not rank) as bar,
     ):

@@ -218,3 +218,24 @@ def test_additional_forward_args_reach_the_model() -> None:
     fresh = NetworkInversion(model, input_shape=(1, 8, 8), layer=model.body[5])
     with pytest.raises(ValueError, match="the model fails .*pass `additional_forward_args`"):
         fresh.fit(**FAST)  # type: ignore[arg-type]
+
+
+def test_a_convolutional_model_sees_channels_last_batches_and_the_generator_is_restored() -> None:
+    torch.manual_seed(0)
+    convolutional = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)
+    ).eval()
+    dense = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 3)).eval()
+    for model, expected in ((convolutional, True), (dense, False)):
+        seen: list[bool] = []
+
+        def record(_: nn.Module, args: tuple[Tensor, ...], seen: list[bool] = seen) -> None:
+            seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+
+        handle = model[0].register_forward_pre_hook(record)
+        inversion = NetworkInversion(model, input_shape=(3, 8, 8))
+        inversion.fit(steps=2, batch_size=4, seed=0, progress=False)
+        handle.remove()
+        assert seen[-2:] == [expected, expected]  # the fit's two steps (after a shape probe)
+        assert inversion.generator is not None
+        assert all(p.is_contiguous() for p in inversion.generator.parameters())
