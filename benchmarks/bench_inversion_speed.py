@@ -4,7 +4,9 @@ torchvision's ``resnet18(weights=None)`` (no download: speed does not depend on 
 ImageNet's normalization, the default settings (BatchNorm prior over its 20 BatchNorm layers,
 diversity terms at its last layer's input) and the default generator. Each precision runs one
 fit of ``--warmup + --steps`` steps; a callback stamps every step (after the step's one host
-synchronisation), and the rate is taken over the last ``--steps`` steps.
+synchronisation), and the rate is taken over the last ``--steps`` steps. Then the last
+precision once more with the model ``torch.compile``d and ``fit(compile=True)`` (the fit's
+generator and loss terms compiled; left out with ``--no-compile`` and with ``--small`` on the CPU).
 
     PYTHONPATH=. python benchmarks/bench_inversion_speed.py --device cuda
     PYTHONPATH=. python benchmarks/bench_inversion_speed.py --device cpu --small   # a smoke run
@@ -124,13 +126,20 @@ def ratios(runs: list[dict[str, Any]], ceilings: list[dict[str, Any]]) -> dict[s
             if "samples_per_second" in bound
         }
         for run in runs
+        if "samples_per_second" in run
     }
 
 
-def timed_fit(args: argparse.Namespace, autocast: str | None) -> dict[str, Any]:
-    """One fit of the ResNet-18 inversion; its steps/s and samples/s after the warm-up."""
+def timed_fit(
+    args: argparse.Namespace, autocast: str | None, compiled: bool = False
+) -> dict[str, Any]:
+    """One fit of the ResNet-18 inversion; its steps/s and samples/s after the warm-up. With
+    ``compiled`` the model is ``torch.compile``d and the fit runs with ``compile=True`` (a
+    compile error is recorded as the result)."""
     device = torch.device(args.device)
     model = frozen(resnet18(weights=None).to(device))
+    if compiled:
+        model = torch.compile(model)  # type: ignore[assignment]
     inversion = NetworkInversion(
         model, input_shape=(3, args.size, args.size), input_normalization=IMAGENET
     )
@@ -143,18 +152,23 @@ def timed_fit(args: argparse.Namespace, autocast: str | None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    history = inversion.fit(
-        steps=total,
-        batch_size=args.batch_size,
-        seed=0,
-        progress=False,
-        autocast=autocast,
-        callback=lambda step, values: stamp(),
-    )
+    precision = (autocast or "float32") + ("+compile" if compiled else "")
+    try:
+        history = inversion.fit(
+            steps=total,
+            batch_size=args.batch_size,
+            seed=0,
+            progress=False,
+            autocast=autocast,
+            callback=lambda step, values: stamp(),
+            compile=compiled,
+        )
+    except Exception as error:  # noqa: BLE001 - a failed compile is a result, not a crash
+        return {"precision": precision, "error": f"{type(error).__name__}: {error}"[:500]}
     synchronize(device)
     seconds = stamps[-1] - stamps[args.warmup - 1]
     result = {
-        "precision": autocast or "float32",
+        "precision": precision,
         "steps_per_second": args.steps / seconds,
         "samples_per_second": args.steps * args.batch_size / seconds,
         "fit_seconds": time.perf_counter() - started,
@@ -172,6 +186,10 @@ def markdown_rows(result: dict[str, Any]) -> list[str]:
     where = f"{result['device_name']} ({result['device']})"
     shape = f"ResNet-18 {result['size']}x{result['size']}, batch {result['batch_size']}"
     for run in result["runs"]:
+        if "samples_per_second" not in run:
+            error = " ".join(run["error"].replace("|", "/").split())
+            rows.append(f"| NetworkInversion fit {shape}, {run['precision']} | {where} | {error} |")
+            continue
         memory = run.get("peak_gpu_memory_gib")
         rows.append(
             f"| NetworkInversion fit {shape}, {run['precision']} | {where} "
@@ -221,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     device = available_device(args.device)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     runs = [timed_fit(args, None if p == "float32" else p) for p in precisions]
+    if not args.no_compile and not (args.small and device.type == "cpu"):
+        last = precisions[-1]  # the fastest precision asked for, compiled: model and fit
+        runs.append(timed_fit(args, None if last == "float32" else last, compiled=True))
     ceilings = [] if args.no_ceiling else [ceiling(args, variant=v) for v in CEILINGS]
     result = {
         "device": str(device),
