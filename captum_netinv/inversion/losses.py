@@ -359,10 +359,11 @@ def inversion_loss_terms(
     Returns:
         *dict* mapping term name to a scalar tensor.
     """
+    shared = _computed_once(similarity)  # both diversity terms read one cosine matrix
     available = {
         "cross_entropy": lambda: cross_entropy(logits, conditioning.targets),
-        "cosine_similarity": lambda: cosine_similarity(features, similarity),
-        "feature_orthogonality": lambda: feature_orthogonality(features, similarity),
+        "cosine_similarity": lambda: cosine_similarity(features, shared),
+        "feature_orthogonality": lambda: feature_orthogonality(features, shared),
         "total_variation": lambda: total_variation(images),
         "pixel_range": lambda: pixel_range(images, *input_range),
         "pixel_norm": lambda: pixel_norm(images if model_inputs is None else model_inputs),
@@ -387,6 +388,19 @@ def inversion_loss_terms(
             [batchnorm_statistics(inputs, norm) for norm, inputs in norm_records]
         ).sum()
     return {name: term() for name, term in available.items() if weights.get(name, 0.0) > 0.0}
+
+
+def _computed_once(similarity: Similarity) -> Similarity:
+    r"""``similarity`` that computes its matrix at the first call and returns it again after:
+    for the terms of one batch, which all pass the same features."""
+    matrices: list[Tensor] = []
+
+    def once(features: Tensor) -> Tensor:
+        if not matrices:
+            matrices.append(similarity(features))
+        return matrices[0]
+
+    return once
 
 
 def weighted_sum(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:

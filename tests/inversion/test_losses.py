@@ -21,6 +21,7 @@ from captum_netinv.inversion.losses import (
     feature_orthogonality,
     inversion_loss_terms,
     kl_divergence,
+    pairwise_cosine,
     pixel_norm,
     pixel_range,
     record_batchnorm_inputs,
@@ -207,3 +208,26 @@ def test_within_class_diversity_matches_pairwise_cosine_distances() -> None:
         expected = np.mean([cosine_distance(a, b) for a, b in itertools.permutations(rows, 2)])
         assert float(diversity[label]) == pytest.approx(expected, rel=1e-6)
     assert torch.isnan(diversity[2]) and torch.isnan(diversity[3])
+
+
+def test_the_diversity_terms_share_one_cosine_matrix_and_equal_the_terms_alone() -> None:
+    torch.manual_seed(0)
+    features = torch.randn(6, 5)
+    calls: list[int] = []
+
+    def counted(values: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return pairwise_cosine(values)
+
+    terms = inversion_loss_terms(
+        torch.randn(6, 3),
+        features,
+        torch.rand(6, 1, 4, 4),
+        conditioning=draw_conditioning("vector", torch.arange(6) % 3, 3),
+        weights={"cosine_similarity": 1.0, "feature_orthogonality": 1.0},
+        input_range=(0.0, 1.0),
+        similarity=counted,
+    )
+    assert len(calls) == 1
+    assert torch.equal(terms["cosine_similarity"], cosine_similarity(features))
+    assert torch.equal(terms["feature_orthogonality"], feature_orthogonality(features))
